@@ -1,0 +1,111 @@
+//! Project automation, run as `cargo xtask <command>`.
+//!
+//! - `ci`: everything CI checks: formatting, clippy with warnings denied, the
+//!   whole test suite, the docs with warnings denied, and the examples as
+//!   smoke tests.
+//! - `bench`: the criterion benchmarks; writes their medians into
+//!   `docs/performance.md`.
+#![forbid(unsafe_code)]
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  ci      fmt check, clippy -D warnings, tests, docs -D warnings, example smoke runs
+  bench   run the benchmarks and write their medians into docs/performance.md
+";
+
+mod bench;
+
+fn main() -> ExitCode {
+    let mut args = env::args().skip(1);
+    let result = match args.next().as_deref() {
+        Some("ci") => ci(),
+        Some("bench") => bench::run(),
+        Some("-h" | "--help" | "help") => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => Err(format!("unknown command `{other}`\n\n{USAGE}")),
+        None => Err(USAGE.to_owned()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+pub(crate) fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+pub(crate) fn cargo() -> Command {
+    let mut cmd = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(workspace_root());
+    cmd
+}
+
+/// Run one step, printing its name and duration; fail with the step's name.
+pub(crate) fn step(name: &str, mut cmd: Command) -> Result<(), String> {
+    println!("==> {name}");
+    let start = Instant::now();
+    let status = cmd
+        .status()
+        .map_err(|e| format!("{name}: could not start: {e}"))?;
+    let secs = start.elapsed().as_secs_f64();
+    if status.success() {
+        println!("==> {name}: ok ({secs:.1} s)");
+        Ok(())
+    } else {
+        Err(format!("{name}: failed ({status}) after {secs:.1} s"))
+    }
+}
+
+fn ci() -> Result<(), String> {
+    let mut fmt = cargo();
+    fmt.args(["fmt", "--all", "--", "--check"]);
+    step("cargo fmt --check", fmt)?;
+
+    let mut clippy = cargo();
+    clippy.args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--locked",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    step("cargo clippy -D warnings", clippy)?;
+
+    let mut test = cargo();
+    test.args(["test", "--workspace", "--locked"]);
+    step("cargo test --workspace", test)?;
+
+    let mut doc = cargo();
+    doc.args(["doc", "--workspace", "--no-deps", "--locked"])
+        .env("RUSTDOCFLAGS", "-D warnings");
+    step("cargo doc -D warnings", doc)?;
+
+    let mut demo = cargo();
+    demo.args(["run", "--release", "--locked", "--example", "chunking_demo"]);
+    step("example chunking_demo", demo)?;
+
+    let mut benches = cargo();
+    benches.args(["bench", "--workspace", "--locked", "--no-run"]);
+    step("benchmarks build", benches)?;
+
+    println!("==> all CI steps passed");
+    Ok(())
+}
