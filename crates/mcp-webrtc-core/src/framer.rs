@@ -1,0 +1,405 @@
+//! The framer: per-channel negotiation, scheduling and reassembly.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+
+use crate::error::{Error, Result};
+use crate::reassembler::Reassembler;
+use crate::scheduler::{Rejected, Scheduler, Transmit};
+use crate::wire::{BinaryFrame, Frame, FrameKind, Hello, PROTOCOL};
+
+/// Which side of the WebRTC handshake we are. The offerer creates the data
+/// channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Sent the SDP offer and created the data channel (the MCP server, by
+    /// default, as in the Python package).
+    Offerer,
+    /// Answered the offer and accepted the data channel.
+    Answerer,
+}
+
+/// How messages travel on the channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WireMode {
+    /// One whole message per text message; nothing larger than the channel's
+    /// message-size limit can be sent. What the reference packages speak.
+    Plain,
+    /// Small messages as text, larger ones as interleaved binary DATA frames.
+    Chunked,
+}
+
+/// Limits and sizes of a [`Framer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Config {
+    /// Largest frame we send in chunked mode, header included. Messages up
+    /// to this size go as one text message. Capped at the channel's limit.
+    pub frame_size: usize,
+    /// Largest inbound message we accept.
+    pub max_message_size: u64,
+    /// Inbound chunked messages we reassemble at once.
+    pub max_in_flight: u32,
+    /// Bytes we reserve for partial inbound messages, over all of them.
+    pub max_buffered_bytes: u64,
+    /// Outbound message bytes we queue before [`Framer::send`] answers
+    /// [`Error::QueueFull`]. A single message is accepted into an empty
+    /// queue whatever its size.
+    pub max_queued_bytes: u64,
+}
+
+/// The default frame size: 16 KiB, as RFC 8831 advises when SCTP cannot
+/// interleave. See `docs/performance.md` for the measured trade-off.
+pub const DEFAULT_FRAME_SIZE: usize = 16 * 1024;
+
+/// The default largest inbound message: 128 MiB.
+pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 128 * 1024 * 1024;
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            frame_size: DEFAULT_FRAME_SIZE,
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            max_in_flight: 32,
+            max_buffered_bytes: 256 * 1024 * 1024,
+            max_queued_bytes: 256 * 1024 * 1024,
+        }
+    }
+}
+
+impl Config {
+    /// Set [`Config::frame_size`].
+    #[must_use]
+    pub fn with_frame_size(mut self, bytes: usize) -> Config {
+        self.frame_size = bytes;
+        self
+    }
+
+    /// Set [`Config::max_message_size`].
+    #[must_use]
+    pub fn with_max_message_size(mut self, bytes: u64) -> Config {
+        self.max_message_size = bytes;
+        self
+    }
+
+    /// Set [`Config::max_in_flight`].
+    #[must_use]
+    pub fn with_max_in_flight(mut self, messages: u32) -> Config {
+        self.max_in_flight = messages;
+        self
+    }
+
+    /// Set [`Config::max_buffered_bytes`].
+    #[must_use]
+    pub fn with_max_buffered_bytes(mut self, bytes: u64) -> Config {
+        self.max_buffered_bytes = bytes;
+        self
+    }
+
+    /// Set [`Config::max_queued_bytes`].
+    #[must_use]
+    pub fn with_max_queued_bytes(mut self, bytes: u64) -> Config {
+        self.max_queued_bytes = bytes;
+        self
+    }
+
+    /// Our receive limits, as announced in our HELLO.
+    #[must_use]
+    pub fn limits(&self) -> Hello {
+        Hello {
+            max_message_size: self.max_message_size,
+            max_in_flight: self.max_in_flight,
+            max_buffered_bytes: self.max_buffered_bytes,
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        let bad = |reason: String| Err(Error::InvalidConfig { reason });
+        if self.max_message_size == 0 {
+            return bad("max_message_size must be at least 1".into());
+        }
+        if self.max_in_flight == 0 {
+            return bad("max_in_flight must be at least 1".into());
+        }
+        if self.max_buffered_bytes < self.max_message_size {
+            return bad(format!(
+                "max_buffered_bytes ({}) must be at least max_message_size ({})",
+                self.max_buffered_bytes, self.max_message_size
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What the transport knows about the open data channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelInfo {
+    /// The channel's `protocol` string, as created (offerer) or received
+    /// (answerer).
+    pub protocol: String,
+    /// The largest message the channel carries in our sending direction
+    /// (from the SDP `a=max-message-size` exchange), or `None` for no limit.
+    pub max_message_size: Option<u64>,
+}
+
+impl ChannelInfo {
+    /// A channel with the given protocol string and message-size limit.
+    #[must_use]
+    pub fn new(protocol: impl Into<String>, max_message_size: Option<u64>) -> ChannelInfo {
+        ChannelInfo {
+            protocol: protocol.into(),
+            max_message_size,
+        }
+    }
+}
+
+/// Sans-IO framing state for one data channel: negotiation, the outbound
+/// scheduler and the reassembler, driven by plain method calls.
+///
+/// A transport owns one [`Framer`] per data channel and:
+/// - calls [`Framer::send`] with each encoded JSON-RPC message;
+/// - sends everything [`Framer::poll_transmit`] yields, in order, as text or
+///   binary data-channel messages;
+/// - hands every inbound data-channel message to [`Framer::receive_text`] or
+///   [`Framer::receive_binary`], and gets whole messages back;
+/// - reports each message from [`Framer::poll_rejected`] to its sender.
+///
+/// # Negotiation
+///
+/// The offerer creates the channel with protocol [`PROTOCOL`]. An answerer
+/// that sees it switches to chunked mode at once and sends a HELLO first.
+/// The offerer switches to chunked mode when that HELLO arrives, and answers
+/// with its own. Each HELLO carries its sender's receive limits; chunked
+/// messages wait until the peer's limits are known. On a channel with any
+/// other protocol string both sides stay in plain mode, which is exactly the
+/// wire format of the Python and TypeScript `mcp-webrtc` packages.
+#[derive(Debug)]
+pub struct Framer {
+    role: Role,
+    mode: WireMode,
+    /// The channel carries our protocol string, so chunked mode may be used.
+    negotiable: bool,
+    peer_hello: Option<Hello>,
+    channel_limit: u64,
+    config: Config,
+    scheduler: Scheduler,
+    reassembler: Reassembler,
+    rejected: VecDeque<Rejected>,
+}
+
+impl Framer {
+    /// Framing state for a channel that has just opened.
+    ///
+    /// An answerer on a [`PROTOCOL`] channel queues its HELLO at once.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for inconsistent limits, or a frame size that
+    /// cannot hold a header.
+    pub fn new(role: Role, config: Config, channel: &ChannelInfo) -> Result<Framer> {
+        config.validate()?;
+        let channel_limit = channel.max_message_size.unwrap_or(u64::MAX);
+        let frame_size = usize::try_from(channel_limit)
+            .unwrap_or(usize::MAX)
+            .min(config.frame_size);
+        let negotiable = channel.protocol == PROTOCOL;
+        let mut framer = Framer {
+            role,
+            mode: WireMode::Plain,
+            negotiable,
+            peer_hello: None,
+            channel_limit,
+            config,
+            scheduler: Scheduler::new(frame_size, config.max_queued_bytes)?,
+            reassembler: Reassembler::new(config.limits()),
+            rejected: VecDeque::new(),
+        };
+        if negotiable && role == Role::Answerer {
+            framer.mode = WireMode::Chunked;
+            framer
+                .scheduler
+                .push_control(BinaryFrame::hello(&config.limits()));
+        }
+        Ok(framer)
+    }
+
+    /// Our role.
+    #[must_use]
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The current wire mode.
+    #[must_use]
+    pub fn mode(&self) -> WireMode {
+        self.mode
+    }
+
+    /// The configuration in force.
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The peer's receive limits, once its HELLO has arrived.
+    #[must_use]
+    pub fn peer_limits(&self) -> Option<Hello> {
+        self.peer_hello
+    }
+
+    /// The largest message [`Framer::send`] accepts right now, if it is
+    /// known: the channel limit in plain mode, the peer's announced maximum
+    /// in chunked mode.
+    #[must_use]
+    pub fn max_send_size(&self) -> Option<u64> {
+        match self.mode {
+            WireMode::Plain => Some(self.channel_limit),
+            WireMode::Chunked => self.scheduler.peer_max_message_size(),
+        }
+    }
+
+    /// Queue one encoded message for sending.
+    ///
+    /// # Errors
+    /// - [`Error::MessageTooLarge`] in plain mode when the message exceeds
+    ///   the channel's limit, or in chunked mode when it exceeds the peer's
+    ///   announced maximum. Nothing is dropped silently.
+    /// - [`Error::InvalidUtf8`] if a message that goes as text is not UTF-8.
+    /// - [`Error::EmptyMessage`] and [`Error::QueueFull`].
+    pub fn send(&mut self, message: Bytes) -> Result<()> {
+        if message.is_empty() {
+            return Err(Error::EmptyMessage);
+        }
+        let size = message.len() as u64;
+        let as_text = match self.mode {
+            WireMode::Plain => {
+                if size > self.channel_limit {
+                    return Err(Error::MessageTooLarge {
+                        size,
+                        limit: self.channel_limit,
+                    });
+                }
+                true
+            }
+            WireMode::Chunked => {
+                if let Some(limit) = self.scheduler.peer_max_message_size()
+                    && size > limit
+                {
+                    return Err(Error::MessageTooLarge { size, limit });
+                }
+                message.len() <= self.scheduler.frame_size()
+            }
+        };
+        if as_text {
+            if let Err(e) = std::str::from_utf8(&message) {
+                return Err(Error::InvalidUtf8 {
+                    valid_up_to: e.valid_up_to(),
+                });
+            }
+            self.scheduler.push_text(message)
+        } else {
+            self.scheduler.push_chunked(message)
+        }
+    }
+
+    /// The next thing to put on the data channel, if any.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.scheduler.poll_transmit()
+    }
+
+    /// A queued message that turned out to be unsendable (it exceeded the
+    /// peer's limits, announced after it was queued).
+    pub fn poll_rejected(&mut self) -> Option<Rejected> {
+        self.rejected.pop_front()
+    }
+
+    /// Take an inbound text message: always one whole message.
+    ///
+    /// The framer does not parse it; run it through
+    /// [`codec::decode`](crate::codec::decode) or
+    /// [`codec::validate`](crate::codec::validate).
+    ///
+    /// # Errors
+    /// [`Error::EmptyMessage`], or [`Error::MessageTooLarge`] over our
+    /// configured maximum.
+    pub fn receive_text(&mut self, message: Bytes) -> Result<Bytes> {
+        if message.is_empty() {
+            return Err(Error::EmptyMessage);
+        }
+        let size = message.len() as u64;
+        if size > self.config.max_message_size {
+            return Err(Error::MessageTooLarge {
+                size,
+                limit: self.config.max_message_size,
+            });
+        }
+        Ok(message)
+    }
+
+    /// Take an inbound binary message. Returns the message it completes, if
+    /// any. A HELLO completes negotiation and yields nothing.
+    ///
+    /// # Errors
+    /// A typed error naming what was wrong. The frame is dropped; the
+    /// session can go on.
+    pub fn receive_binary(&mut self, frame: &[u8]) -> Result<Option<Bytes>> {
+        let frame = Frame::parse(frame)?;
+        if !self.negotiable {
+            return Err(Error::NotNegotiated { kind: frame.kind() });
+        }
+        match frame {
+            Frame::Hello(hello) => {
+                self.on_hello(hello)?;
+                Ok(None)
+            }
+            Frame::Data { header, payload } => {
+                if self.mode != WireMode::Chunked {
+                    return Err(Error::NotNegotiated {
+                        kind: FrameKind::Data,
+                    });
+                }
+                self.reassembler.receive(header, payload)
+            }
+        }
+    }
+
+    fn on_hello(&mut self, hello: Hello) -> Result<()> {
+        if self.peer_hello.is_some() {
+            return Err(Error::UnexpectedHello {
+                reason: "a second HELLO on the same channel",
+            });
+        }
+        self.peer_hello = Some(hello);
+        if self.role == Role::Offerer {
+            self.mode = WireMode::Chunked;
+            self.scheduler
+                .push_control(BinaryFrame::hello(&self.config.limits()));
+        }
+        self.rejected.extend(self.scheduler.set_peer_limits(hello));
+        Ok(())
+    }
+
+    /// Bytes of outbound message data not yet emitted.
+    #[must_use]
+    pub fn queued_bytes(&self) -> u64 {
+        self.scheduler.queued_bytes()
+    }
+
+    /// Whether nothing is left to emit.
+    #[must_use]
+    pub fn is_idle(&self) -> bool {
+        self.scheduler.is_idle()
+    }
+
+    /// Inbound chunked messages being reassembled.
+    #[must_use]
+    pub fn in_flight(&self) -> usize {
+        self.reassembler.in_flight()
+    }
+
+    /// Bytes reserved for inbound partial messages.
+    #[must_use]
+    pub fn buffered_bytes(&self) -> u64 {
+        self.reassembler.buffered_bytes()
+    }
+}

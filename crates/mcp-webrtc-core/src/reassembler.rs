@@ -1,0 +1,203 @@
+//! The inbound reassembler: DATA frames in, whole messages out, bounded.
+//!
+//! A message's first frame (offset 0) announces its total length. The
+//! reassembler checks it against its limits, reserves exactly that many
+//! bytes, and copies each payload into place, so each byte is copied once.
+//! A message is in flight from its first frame to its last.
+//!
+//! Bounds, all checked before any memory is reserved:
+//! - a message's total length is at most `max_message_size`;
+//! - at most `max_in_flight` messages are in flight;
+//! - the totals of the messages in flight add up to at most
+//!   `max_buffered_bytes`.
+//!
+//! Any error that concerns a message in flight (a duplicate, a gap, a changed
+//! total) discards that message and frees its buffer. Later frames of a
+//! refused or discarded message are skipped without further errors, up to
+//! its last frame; the set of such messages is bounded too.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+
+use crate::error::{Error, Result};
+use crate::wire::{DataHeader, Hello};
+
+#[derive(Debug)]
+struct Partial {
+    buf: Vec<u8>,
+    total: u64,
+}
+
+/// How many refused messages we remember, to skip their remaining frames
+/// quietly, at most.
+const MAX_DISCARDING: usize = 1024;
+
+/// Bounded reassembler for DATA frames.
+#[derive(Debug)]
+pub struct Reassembler {
+    limits: Hello,
+    partial: HashMap<u32, Partial>,
+    /// Refused messages whose remaining frames are skipped, with their total.
+    discarding: HashMap<u32, u64>,
+    buffered: u64,
+}
+
+impl Reassembler {
+    /// A reassembler enforcing `limits` (our own, as announced in our HELLO).
+    #[must_use]
+    pub fn new(limits: Hello) -> Reassembler {
+        Reassembler {
+            limits,
+            partial: HashMap::new(),
+            discarding: HashMap::new(),
+            buffered: 0,
+        }
+    }
+
+    /// The limits this reassembler enforces.
+    #[must_use]
+    pub fn limits(&self) -> Hello {
+        self.limits
+    }
+
+    /// Messages currently in flight.
+    #[must_use]
+    pub fn in_flight(&self) -> usize {
+        self.partial.len()
+    }
+
+    /// Bytes reserved for messages in flight.
+    #[must_use]
+    pub fn buffered_bytes(&self) -> u64 {
+        self.buffered
+    }
+
+    /// Take one DATA frame. Returns the message it completes, if any.
+    ///
+    /// The payload must already have been checked against the header (as
+    /// [`Frame::parse`](crate::wire::Frame::parse) does): non-empty, and
+    /// within `total`.
+    ///
+    /// # Errors
+    /// A typed error naming what was wrong with the frame; the session can
+    /// go on after any of them.
+    pub fn receive(&mut self, header: DataHeader, payload: &[u8]) -> Result<Option<Bytes>> {
+        let DataHeader { id, offset, total } = header;
+        let len = payload.len() as u64;
+        let end = offset.saturating_add(len);
+
+        if let Some(partial) = self.partial.get_mut(&id) {
+            let have = partial.buf.len() as u64;
+            let problem = if partial.total != total {
+                Some(Error::TotalMismatch {
+                    id,
+                    total,
+                    expected: partial.total,
+                })
+            } else if offset < have {
+                Some(Error::DuplicateFrame {
+                    id,
+                    offset,
+                    expected: have,
+                })
+            } else if offset > have {
+                Some(Error::OutOfOrderFrame {
+                    id,
+                    offset,
+                    expected: have,
+                })
+            } else {
+                None
+            };
+            if let Some(error) = problem {
+                let total = partial.total;
+                self.abort(id);
+                // Skip the rest of this message unless this frame was its last.
+                if end < total {
+                    self.discard(id, total);
+                }
+                return Err(error);
+            }
+            partial.buf.extend_from_slice(payload);
+            if end < total {
+                return Ok(None);
+            }
+            let done = self.partial.remove(&id).map(|p| p.buf).unwrap_or_default();
+            self.buffered = self.buffered.saturating_sub(total);
+            return Ok(Some(Bytes::from(done)));
+        }
+
+        if offset > 0 {
+            if let Some(&discard_total) = self.discarding.get(&id) {
+                if end >= discard_total {
+                    self.discarding.remove(&id);
+                }
+                return Ok(None);
+            }
+            return Err(Error::UnknownMessage { id, offset });
+        }
+
+        // A first frame: a new message (reusing the id of a refused one is fine).
+        self.discarding.remove(&id);
+        let refuse = if total > self.limits.max_message_size {
+            Some(Error::MessageTooLarge {
+                size: total,
+                limit: self.limits.max_message_size,
+            })
+        } else if self.partial.len() >= self.limits.max_in_flight as usize {
+            Some(Error::TooManyInFlight {
+                id,
+                limit: self.limits.max_in_flight,
+            })
+        } else if self.buffered.saturating_add(total) > self.limits.max_buffered_bytes {
+            Some(Error::BufferLimitExceeded {
+                id,
+                requested: total,
+                buffered: self.buffered,
+                limit: self.limits.max_buffered_bytes,
+            })
+        } else {
+            None
+        };
+        if let Some(error) = refuse {
+            if end < total {
+                self.discard(id, total);
+            }
+            return Err(error);
+        }
+        if end >= total {
+            // The whole message in one frame.
+            return Ok(Some(Bytes::copy_from_slice(payload)));
+        }
+        // `total` is bounded by max_message_size, which the caller chose to
+        // be addressable; a total that does not fit usize cannot get here on
+        // 64-bit targets, and is refused on 32-bit ones.
+        let Ok(capacity) = usize::try_from(total) else {
+            return Err(Error::MessageTooLarge {
+                size: total,
+                limit: usize::MAX as u64,
+            });
+        };
+        let mut buf = Vec::with_capacity(capacity);
+        buf.extend_from_slice(payload);
+        self.buffered = self.buffered.saturating_add(total);
+        self.partial.insert(id, Partial { buf, total });
+        Ok(None)
+    }
+
+    fn abort(&mut self, id: u32) {
+        if let Some(p) = self.partial.remove(&id) {
+            self.buffered = self.buffered.saturating_sub(p.total);
+        }
+    }
+
+    fn discard(&mut self, id: u32, total: u64) {
+        if self.discarding.len() >= MAX_DISCARDING
+            && let Some(&old) = self.discarding.keys().next()
+        {
+            self.discarding.remove(&old);
+        }
+        self.discarding.insert(id, total);
+    }
+}
