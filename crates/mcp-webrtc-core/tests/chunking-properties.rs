@@ -27,6 +27,14 @@ use mcp_webrtc_core::{ChannelInfo, Config, Framer, PROTOCOL, Role, Transmit};
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 
+/// `PROPTEST_CASES` if set, else `default`.
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// A message of `size` bytes (or the length of its tag, if longer) that
 /// names its index.
 fn message(index: usize, size: usize) -> Bytes {
@@ -64,7 +72,7 @@ fn check_bounds(rx: &Framer) {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: 48,
+        cases: cases(48),
         failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("regressions"))),
         ..ProptestConfig::default()
     })]
@@ -75,7 +83,8 @@ proptest! {
         in_flight in 1u32..6,
         push_every in 1usize..50,
     ) {
-        let largest = sizes.iter().copied().max().unwrap_or(1) as u64;
+        let sent: Vec<Bytes> = sizes.iter().enumerate().map(|(i, &s)| message(i, s)).collect();
+        let largest = sent.iter().map(Bytes::len).max().unwrap_or(1) as u64;
         // Receive limits tight enough to make the sender wait for room.
         let rx_config = Config::default()
             .with_max_in_flight(in_flight)
@@ -87,7 +96,6 @@ proptest! {
         common::deliver_all(&mut rx, &mut tx).unwrap();
         common::deliver_all(&mut tx, &mut rx).unwrap();
 
-        let sent: Vec<Bytes> = sizes.iter().enumerate().map(|(i, &s)| message(i, s)).collect();
         let mut pending = sent.iter();
         let mut delivered = Vec::new();
         let mut steps = 0usize;
