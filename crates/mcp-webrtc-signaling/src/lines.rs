@@ -1,0 +1,220 @@
+//! Newline-delimited signaling over any byte stream (what aiortc's TCP and
+//! Unix socket signaling speak).
+
+use bytes::{Buf, BytesMut};
+use futures::future::BoxFuture;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+
+use crate::{Dialect, Error, Options, Result, SignalMessage, Signaling, StreamState, deadline};
+
+/// A bounded, cancel-safe line reader.
+#[derive(Debug)]
+pub(crate) struct LineReader<R> {
+    reader: R,
+    buf: BytesMut,
+    /// Bytes of `buf` already searched for a newline.
+    scanned: usize,
+    /// Skipping the rest of an over-long line.
+    discarding: bool,
+    limit: usize,
+}
+
+/// What the reader produced.
+pub(crate) enum Line {
+    Line(BytesMut),
+    /// End of stream (an unterminated last line is dropped).
+    Eof,
+}
+
+impl<R: AsyncRead + Unpin> LineReader<R> {
+    pub(crate) fn new(reader: R, limit: usize) -> LineReader<R> {
+        LineReader {
+            reader,
+            buf: BytesMut::with_capacity(4096),
+            scanned: 0,
+            discarding: false,
+            limit,
+        }
+    }
+
+    /// The next line, without its `\n` (or `\r\n`). Cancel-safe: all state
+    /// lives in `self`, and the only await is `read_buf`, which either reads
+    /// into the buffer or does nothing.
+    pub(crate) async fn next_line(&mut self) -> Result<Line> {
+        loop {
+            let unscanned = self.buf.get(self.scanned..).unwrap_or_default();
+            if let Some(pos) = unscanned.iter().position(|&b| b == b'\n') {
+                let end = self.scanned.saturating_add(pos);
+                let mut line = self.buf.split_to(end);
+                self.buf.advance(1);
+                self.scanned = 0;
+                if self.discarding {
+                    self.discarding = false;
+                    continue;
+                }
+                if line.last() == Some(&b'\r') {
+                    line.truncate(line.len().saturating_sub(1));
+                }
+                return Ok(Line::Line(line));
+            }
+            self.scanned = self.buf.len();
+            if self.buf.len() > self.limit {
+                // Drop what we have and skip to the next newline.
+                let size = self.buf.len();
+                self.buf.clear();
+                self.scanned = 0;
+                let first = !self.discarding;
+                self.discarding = true;
+                if first {
+                    return Err(Error::MessageTooLarge {
+                        size,
+                        limit: self.limit,
+                    });
+                }
+            }
+            let n = self
+                .reader
+                .read_buf(&mut self.buf)
+                .await
+                .map_err(Error::io("read"))?;
+            if n == 0 {
+                return Ok(Line::Eof);
+            }
+        }
+    }
+}
+
+/// aiortc-style signaling over any byte stream: one JSON message per line.
+///
+/// [`TcpSignaling`](crate::TcpSignaling) and
+/// [`UnixSignaling`](crate::UnixSignaling) are this over their sockets; use it
+/// directly for any other stream (a serial line, a pipe, an SSH channel).
+pub struct LineSignaling<S> {
+    reader: LineReader<ReadHalf<S>>,
+    writer: WriteHalf<S>,
+    dialect: Dialect,
+    options: Options,
+    state: StreamState,
+    closed: bool,
+}
+
+impl<S> std::fmt::Debug for LineSignaling<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LineSignaling")
+            .field("dialect", &self.dialect)
+            .field("state", &self.state)
+            .field("closed", &self.closed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Send + 'static> LineSignaling<S> {
+    /// Signaling over `stream`, one message per line in `dialect`.
+    pub fn new(stream: S, dialect: Dialect, options: Options) -> LineSignaling<S> {
+        let (read, write) = tokio::io::split(stream);
+        LineSignaling {
+            reader: LineReader::new(read, options.max_message_size),
+            writer: write,
+            dialect,
+            options,
+            state: StreamState::Open,
+            closed: false,
+        }
+    }
+
+    async fn write_line(&mut self, message: &SignalMessage) -> Result<()> {
+        let mut line = self.dialect.encode(message)?;
+        if line.len() > self.options.max_message_size {
+            return Err(Error::MessageTooLarge {
+                size: line.len(),
+                limit: self.options.max_message_size,
+            });
+        }
+        line.push('\n');
+        let writer = &mut self.writer;
+        deadline(
+            self.options.io_timeout,
+            || format!("send of a {} message", message.type_name()),
+            async move {
+                writer
+                    .write_all(line.as_bytes())
+                    .await
+                    .map_err(Error::io("write"))?;
+                writer.flush().await.map_err(Error::io("flush"))
+            },
+        )
+        .await
+    }
+
+    async fn recv_inner(&mut self) -> Result<Option<SignalMessage>> {
+        loop {
+            match self.state {
+                StreamState::Open => {}
+                StreamState::Ended | StreamState::Failed => return Ok(None),
+            }
+            if self.closed {
+                return Ok(None);
+            }
+            match self.reader.next_line().await {
+                Ok(Line::Line(line)) => {
+                    if line.iter().all(u8::is_ascii_whitespace) {
+                        continue;
+                    }
+                    match self.dialect.decode(&line, self.options.max_message_size)? {
+                        SignalMessage::Bye => {
+                            self.state = StreamState::Ended;
+                            return Ok(None);
+                        }
+                        message => return Ok(Some(message)),
+                    }
+                }
+                Ok(Line::Eof) => {
+                    self.state = StreamState::Failed;
+                    return Err(Error::PeerClosed);
+                }
+                Err(e @ Error::MessageTooLarge { .. }) => return Err(e),
+                Err(e) => {
+                    self.state = StreamState::Failed;
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    async fn close_inner(&mut self) -> Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        self.closed = true;
+        let bye = self.write_line(&SignalMessage::Bye).await;
+        let writer = &mut self.writer;
+        let shut = deadline(self.options.io_timeout, || "close".into(), async move {
+            writer.shutdown().await.map_err(Error::io("shutdown"))
+        })
+        .await;
+        // A peer that already left makes both fail; closing still succeeded.
+        match (bye, shut) {
+            (Err(e), _) | (Ok(()), Err(e)) if self.state == StreamState::Open => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Send + 'static> Signaling for LineSignaling<S> {
+    fn send(&mut self, message: SignalMessage) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            if self.closed {
+                return Err(Error::Closed);
+            }
+            self.write_line(&message).await
+        })
+    }
+
+    fn recv(&mut self) -> BoxFuture<'_, Result<Option<SignalMessage>>> {
+        Box::pin(self.recv_inner())
+    }
+
+    fn close(&mut self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(self.close_inner())
+    }
+}

@@ -1,0 +1,148 @@
+//! aiortc-dialect signaling over a Unix socket, interoperable with aiortc's
+//! `UnixSocketSignaling`.
+//!
+//! The listener removes a stale socket file left by a dead process (one that
+//! nobody accepts on), refuses a path a live listener holds or that is not a
+//! socket, and removes its socket file when closed or dropped.
+
+use std::path::{Path, PathBuf};
+
+use futures::future::BoxFuture;
+use tokio::net::{UnixListener, UnixStream};
+
+use crate::{
+    Dialect, Error, LineSignaling, Options, Result, SignalMessage, Signaling, connect_with_retry,
+    deadline,
+};
+
+/// Removes the socket file it owns when dropped.
+#[derive(Debug)]
+struct SocketFile(PathBuf);
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// A bound Unix socket waiting for its one peer. See [`UnixSignaling::bind`].
+#[derive(Debug)]
+pub struct UnixSignalingListener {
+    listener: UnixListener,
+    file: SocketFile,
+    options: Options,
+}
+
+impl UnixSignalingListener {
+    /// The socket's path.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.file.0
+    }
+
+    /// Accept one peer within [`Options::connect_timeout`].
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] if no peer arrives in time.
+    pub async fn accept(self) -> Result<UnixSignaling> {
+        let listener = &self.listener;
+        let path = self.file.0.display().to_string();
+        let (stream, _) = deadline(
+            self.options.connect_timeout,
+            || format!("accept on {path}"),
+            async move { listener.accept().await.map_err(Error::io("accept")) },
+        )
+        .await?;
+        Ok(UnixSignaling {
+            inner: LineSignaling::new(stream, Dialect::Aiortc, self.options),
+            _file: Some(self.file),
+        })
+    }
+}
+
+/// aiortc-dialect signaling over one Unix socket connection.
+#[derive(Debug)]
+pub struct UnixSignaling {
+    inner: LineSignaling<UnixStream>,
+    /// The listener's socket file, removed on drop.
+    _file: Option<SocketFile>,
+}
+
+impl UnixSignaling {
+    /// Bind `path`, replacing a stale socket file.
+    ///
+    /// # Errors
+    /// [`Error::AddressInUse`] if a live listener holds the path or it is not
+    /// a socket; the bind error otherwise.
+    pub async fn bind(path: impl AsRef<Path>, options: Options) -> Result<UnixSignalingListener> {
+        let path = path.as_ref().to_path_buf();
+        if let Ok(meta) = std::fs::symlink_metadata(&path) {
+            use std::os::unix::fs::FileTypeExt;
+            let in_use = || Error::AddressInUse {
+                path: path.display().to_string(),
+            };
+            if !meta.file_type().is_socket() {
+                return Err(in_use());
+            }
+            match UnixStream::connect(&path).await {
+                Ok(_) => return Err(in_use()),
+                Err(_) => {
+                    tracing::debug!(path = %path.display(), "removing stale signaling socket");
+                    std::fs::remove_file(&path).map_err(Error::io("remove stale socket"))?;
+                }
+            }
+        }
+        let listener = UnixListener::bind(&path).map_err(Error::io("bind"))?;
+        Ok(UnixSignalingListener {
+            listener,
+            file: SocketFile(path),
+            options,
+        })
+    }
+
+    /// Bind `path` and accept one peer (the offerer's default role).
+    ///
+    /// # Errors
+    /// As [`UnixSignaling::bind`] and [`UnixSignalingListener::accept`].
+    pub async fn listen(path: impl AsRef<Path>) -> Result<UnixSignaling> {
+        UnixSignaling::bind(path, Options::default())
+            .await?
+            .accept()
+            .await
+    }
+
+    /// Connect to `path` (the answerer's default role), retrying with
+    /// backoff until [`Options::connect_timeout`] has passed.
+    ///
+    /// # Errors
+    /// [`Error::ConnectFailed`].
+    pub async fn connect(path: impl AsRef<Path>, options: Options) -> Result<UnixSignaling> {
+        let path = path.as_ref().to_path_buf();
+        let stream =
+            connect_with_retry(path.display().to_string(), options.connect_timeout, || {
+                UnixStream::connect(path.clone())
+            })
+            .await?;
+        Ok(UnixSignaling {
+            inner: LineSignaling::new(stream, Dialect::Aiortc, options),
+            _file: None,
+        })
+    }
+}
+
+impl Signaling for UnixSignaling {
+    fn send(&mut self, message: SignalMessage) -> BoxFuture<'_, Result<()>> {
+        self.inner.send(message)
+    }
+    fn recv(&mut self) -> BoxFuture<'_, Result<Option<SignalMessage>>> {
+        self.inner.recv()
+    }
+    fn close(&mut self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            let result = self.inner.close().await;
+            // Remove the socket file now, not at drop.
+            self._file = None;
+            result
+        })
+    }
+}
