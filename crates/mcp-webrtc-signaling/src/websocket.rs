@@ -1,0 +1,345 @@
+//! WebSocket signaling in the W3C dialect (browsers, simple-peer, the relay).
+//!
+//! `ws://` and `wss://` (rustls with the webpki roots, or a
+//! `rustls::ClientConfig` of your own for a private CA). A bearer token goes in
+//! the `Authorization` header.
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use futures::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
+
+use crate::{Dialect, Error, Options, Result, SignalMessage, Signaling, StreamState, deadline};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Options of [`WebSocketSignaling::connect`].
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct WebSocketOptions {
+    /// Bearer token sent as `Authorization: Bearer <token>`.
+    pub token: Option<String>,
+    /// Limits and deadlines.
+    pub options: Options,
+    /// TLS configuration for `wss://` (default: rustls with webpki roots).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl WebSocketOptions {
+    /// Set the bearer token.
+    #[must_use]
+    pub fn with_token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+    /// Set the limits and deadlines.
+    #[must_use]
+    pub fn with_options(mut self, options: Options) -> Self {
+        self.options = options;
+        self
+    }
+    /// Use this TLS configuration for `wss://`.
+    #[must_use]
+    pub fn with_tls(mut self, tls: Arc<rustls::ClientConfig>) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+}
+
+fn ws_error(e: &tungstenite::Error) -> Error {
+    match e {
+        tungstenite::Error::Http(response) => {
+            let body = response
+                .body()
+                .as_deref()
+                .map(String::from_utf8_lossy)
+                .unwrap_or_default();
+            Error::WebSocket {
+                reason: format!("HTTP {} {}", response.status(), body.trim()),
+            }
+        }
+        other => Error::WebSocket {
+            reason: other.to_string(),
+        },
+    }
+}
+
+pub(crate) async fn open(url: &str, options: &WebSocketOptions) -> Result<Ws> {
+    let mut request = url.into_client_request().map_err(|e| ws_error(&e))?;
+    if let Some(token) = &options.token {
+        let value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+            Error::InvalidConfig {
+                reason: "token contains characters not allowed in an HTTP header".into(),
+            }
+        })?;
+        request.headers_mut().insert("authorization", value);
+    }
+    let max = options.options.max_message_size;
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(max))
+        .max_frame_size(Some(max));
+    let connector = options.tls.clone().map(Connector::Rustls);
+    let target = url.split('?').next().unwrap_or_default().to_owned();
+    let (ws, _) = deadline(
+        options.options.connect_timeout,
+        || format!("websocket connect to {target}"),
+        async move {
+            tokio_tungstenite::connect_async_tls_with_config(request, Some(config), true, connector)
+                .await
+                .map_err(|e| ws_error(&e))
+        },
+    )
+    .await?;
+    Ok(ws)
+}
+
+/// W3C-dialect signaling over one WebSocket.
+pub struct WebSocketSignaling {
+    ws: Ws,
+    options: Options,
+    state: StreamState,
+    closed: bool,
+}
+
+impl std::fmt::Debug for WebSocketSignaling {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebSocketSignaling")
+            .field("state", &self.state)
+            .field("closed", &self.closed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WebSocketSignaling {
+    /// Connect to `url` (`ws://…` or `wss://…`), within
+    /// [`Options::connect_timeout`].
+    ///
+    /// # Errors
+    /// [`Error::WebSocket`] with the HTTP status for a refused upgrade,
+    /// [`Error::Timeout`], or a TLS or network error.
+    pub async fn connect(url: &str, options: WebSocketOptions) -> Result<WebSocketSignaling> {
+        let ws = open(url, &options).await?;
+        Ok(WebSocketSignaling {
+            ws,
+            options: options.options,
+            state: StreamState::Open,
+            closed: false,
+        })
+    }
+
+    async fn send_text(&mut self, text: String, kind: &str) -> Result<()> {
+        if text.len() > self.options.max_message_size {
+            return Err(Error::MessageTooLarge {
+                size: text.len(),
+                limit: self.options.max_message_size,
+            });
+        }
+        let ws = &mut self.ws;
+        deadline(
+            self.options.io_timeout,
+            || format!("send of a {kind} message"),
+            async move { ws.send(Message::text(text)).await.map_err(|e| ws_error(&e)) },
+        )
+        .await
+    }
+
+    async fn recv_inner(&mut self) -> Result<Option<SignalMessage>> {
+        loop {
+            if self.state != StreamState::Open || self.closed {
+                return Ok(None);
+            }
+            // WebSocketStream's poll_next keeps partial frames in the stream,
+            // so dropping this future loses nothing.
+            match self.ws.next().await {
+                Some(Ok(Message::Text(text))) => {
+                    match Dialect::W3c.decode(text.as_bytes(), self.options.max_message_size)? {
+                        SignalMessage::Bye => {
+                            self.state = StreamState::Ended;
+                            return Ok(None);
+                        }
+                        message => return Ok(Some(message)),
+                    }
+                }
+                Some(Ok(Message::Binary(data))) => {
+                    return Err(Error::WrongFieldType {
+                        dialect: Dialect::W3c,
+                        field: "(frame)",
+                        expected: "a text frame",
+                        found: if data.is_empty() {
+                            "an empty binary frame"
+                        } else {
+                            "a binary frame"
+                        },
+                    });
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    let (code, reason) = frame.map_or((CloseCode::Normal, String::new()), |f| {
+                        (f.code, f.reason.as_str().to_owned())
+                    });
+                    return if code == CloseCode::Normal {
+                        self.state = StreamState::Ended;
+                        Ok(None)
+                    } else {
+                        self.state = StreamState::Failed;
+                        Err(Error::Relay {
+                            code: code.into(),
+                            reason,
+                        })
+                    };
+                }
+                Some(Ok(_)) => {} // ping, pong: handled by tungstenite
+                Some(Err(
+                    tungstenite::Error::ConnectionClosed
+                    | tungstenite::Error::AlreadyClosed
+                    | tungstenite::Error::Protocol(
+                        tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+                    ),
+                ))
+                | None => {
+                    self.state = StreamState::Failed;
+                    return Err(Error::PeerClosed);
+                }
+                Some(Err(tungstenite::Error::Capacity(e))) => {
+                    self.state = StreamState::Failed;
+                    return Err(Error::WebSocket {
+                        reason: format!("message over the limit: {e}"),
+                    });
+                }
+                Some(Err(e)) => {
+                    self.state = StreamState::Failed;
+                    return Err(ws_error(&e));
+                }
+            }
+        }
+    }
+}
+
+impl Signaling for WebSocketSignaling {
+    fn send(&mut self, message: SignalMessage) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            if self.closed {
+                return Err(Error::Closed);
+            }
+            let text = Dialect::W3c.encode(&message)?;
+            self.send_text(text, message.type_name()).await
+        })
+    }
+
+    fn recv(&mut self) -> BoxFuture<'_, Result<Option<SignalMessage>>> {
+        Box::pin(self.recv_inner())
+    }
+
+    fn close(&mut self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            if std::mem::replace(&mut self.closed, true) {
+                return Ok(());
+            }
+            let bye = if self.state == StreamState::Open {
+                let text = Dialect::W3c.encode(&SignalMessage::Bye)?;
+                self.send_text(text, "bye").await
+            } else {
+                Ok(())
+            };
+            let ws = &mut self.ws;
+            let _ = deadline(self.options.io_timeout, || "close".into(), async move {
+                ws.close(None).await.map_err(|e| ws_error(&e))
+            })
+            .await;
+            bye
+        })
+    }
+}
+
+/// A server's registration at a relay: each client that connects to the
+/// server's host name gets its own room, announced here.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), mcp_webrtc_signaling::Error> {
+/// use mcp_webrtc_signaling::{RelayHost, WebSocketOptions};
+/// let options = WebSocketOptions::default().with_token("secret");
+/// let mut host = RelayHost::register("ws://127.0.0.1:8787", "my-desktop", options).await?;
+/// loop {
+///     let signaling = host.accept().await?; // one per client
+///     tokio::spawn(async move { /* run one MCP session over `signaling` */ drop(signaling) });
+/// }
+/// # }
+/// ```
+pub struct RelayHost {
+    control: Ws,
+    base: String,
+    options: WebSocketOptions,
+}
+
+impl std::fmt::Debug for RelayHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RelayHost")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RelayHost {
+    /// Register `host` at the relay at `base` (`ws://relay:8787`).
+    ///
+    /// # Errors
+    /// As [`WebSocketSignaling::connect`]; the relay refuses a host name
+    /// that is taken.
+    pub async fn register(base: &str, host: &str, options: WebSocketOptions) -> Result<RelayHost> {
+        let base = base.trim_end_matches('/').to_owned();
+        let control = open(&format!("{base}/v1/host/{host}"), &options).await?;
+        Ok(RelayHost {
+            control,
+            base,
+            options,
+        })
+    }
+
+    /// The URL a client connects to, to reach `host` at the relay at `base`.
+    #[must_use]
+    pub fn client_url(base: &str, host: &str) -> String {
+        format!("{}/v1/host/{host}/connect", base.trim_end_matches('/'))
+    }
+
+    /// Wait for the next client and join its room. Cancel-safe.
+    ///
+    /// # Errors
+    /// [`Error::Relay`] if the relay closes the registration, or the error of
+    /// joining the room.
+    pub async fn accept(&mut self) -> Result<WebSocketSignaling> {
+        loop {
+            let room = match self.control.next().await {
+                Some(Ok(Message::Text(text))) => {
+                    let v: serde_json::Value =
+                        serde_json::from_str(text.as_str()).map_err(|e| Error::InvalidJson {
+                            dialect: Dialect::W3c,
+                            reason: e.to_string(),
+                        })?;
+                    match v.get("room").and_then(|r| r.as_str()) {
+                        Some(room) if v.get("type").and_then(|t| t.as_str()) == Some("session") => {
+                            room.to_owned()
+                        }
+                        _ => continue,
+                    }
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    let (code, reason) = frame.map_or((1000, String::new()), |f| {
+                        (f.code.into(), f.reason.as_str().to_owned())
+                    });
+                    return Err(Error::Relay { code, reason });
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return Err(ws_error(&e)),
+                None => return Err(Error::PeerClosed),
+            };
+            let url = format!("{}/v1/room/{room}", self.base);
+            return WebSocketSignaling::connect(&url, self.options.clone()).await;
+        }
+    }
+}
