@@ -3,6 +3,7 @@
 //! - `ci`: everything CI checks: formatting, clippy with warnings denied, the
 //!   whole test suite, the docs with warnings denied, and the examples as
 //!   smoke tests.
+//! - `interop`: the interop matrix against the pinned Python packages.
 //! - `bench`: the criterion benchmarks; writes their medians into
 //!   `docs/performance.md`.
 #![forbid(unsafe_code)]
@@ -18,16 +19,24 @@ usage: cargo xtask <command>
 
 commands:
   ci      fmt check, clippy -D warnings, tests, docs -D warnings, example smoke runs
+  interop run the interop matrix against the pinned Python reference (makes
+          a venv under target/ on first use)
+  fuzz [SECONDS]
+          run every cargo-fuzz target for SECONDS (default 30) each; needs
+          `cargo install cargo-fuzz`, and uses RUSTC_BOOTSTRAP=1 on stable
   bench   run the benchmarks and write their medians into docs/performance.md
 ";
 
 mod bench;
+mod interop;
 
 fn main() -> ExitCode {
     let mut args = env::args().skip(1);
     let result = match args.next().as_deref() {
         Some("ci") => ci(),
         Some("bench") => bench::run(),
+        Some("interop") => interop::run(),
+        Some("fuzz") => fuzz(args.next().as_deref()),
         Some("-h" | "--help" | "help") => {
             print!("{USAGE}");
             Ok(())
@@ -72,6 +81,13 @@ pub(crate) fn step(name: &str, mut cmd: Command) -> Result<(), String> {
     }
 }
 
+/// Optional features the test suite covers (everything but the interop
+/// tests, which `cargo xtask interop` runs with the Python venv).
+const TEST_FEATURES: &str = "mcp-webrtc-signaling/websocket,mcp-webrtc-signaling/relay";
+
+/// Examples run as smoke tests.
+const EXAMPLES: &[&str] = &["chunking_demo", "custom_signaling"];
+
 fn ci() -> Result<(), String> {
     let mut fmt = cargo();
     fmt.args(["fmt", "--all", "--", "--check"]);
@@ -82,6 +98,7 @@ fn ci() -> Result<(), String> {
         "clippy",
         "--workspace",
         "--all-targets",
+        "--all-features",
         "--locked",
         "--",
         "-D",
@@ -90,22 +107,66 @@ fn ci() -> Result<(), String> {
     step("cargo clippy -D warnings", clippy)?;
 
     let mut test = cargo();
-    test.args(["test", "--workspace", "--locked"]);
+    test.args([
+        "test",
+        "--workspace",
+        "--locked",
+        "--features",
+        TEST_FEATURES,
+    ]);
     step("cargo test --workspace", test)?;
 
     let mut doc = cargo();
-    doc.args(["doc", "--workspace", "--no-deps", "--locked"])
-        .env("RUSTDOCFLAGS", "-D warnings");
+    doc.args([
+        "doc",
+        "--workspace",
+        "--no-deps",
+        "--locked",
+        "--all-features",
+    ])
+    .env("RUSTDOCFLAGS", "-D warnings");
     step("cargo doc -D warnings", doc)?;
 
-    let mut demo = cargo();
-    demo.args(["run", "--release", "--locked", "--example", "chunking_demo"]);
-    step("example chunking_demo", demo)?;
+    for example in EXAMPLES {
+        let mut demo = cargo();
+        demo.args(["run", "--release", "--locked", "--example", example]);
+        step(&format!("example {example}"), demo)?;
+    }
 
     let mut benches = cargo();
     benches.args(["bench", "--workspace", "--locked", "--no-run"]);
     step("benchmarks build", benches)?;
 
+    let mut fuzz = cargo();
+    fuzz.args(["check", "--locked", "--manifest-path", "fuzz/Cargo.toml"]);
+    step("fuzz targets build", fuzz)?;
+
+    interop::run()?;
+
     println!("==> all CI steps passed");
+    Ok(())
+}
+
+const FUZZ_TARGETS: &[&str] = &[
+    "signaling_aiortc",
+    "signaling_w3c",
+    "core_frames",
+    "core_codec",
+];
+
+fn fuzz(seconds: Option<&str>) -> Result<(), String> {
+    let seconds: u32 = seconds
+        .unwrap_or("30")
+        .parse()
+        .map_err(|_| "fuzz: SECONDS must be a whole number".to_owned())?;
+    for target in FUZZ_TARGETS {
+        let mut cmd = cargo();
+        cmd.current_dir(workspace_root().join("fuzz"))
+            .env("RUSTC_BOOTSTRAP", "1")
+            .args(["fuzz", "run", target, "--"])
+            .arg(format!("-max_total_time={seconds}"))
+            .arg("-rss_limit_mb=2048");
+        step(&format!("fuzz {target} for {seconds} s"), cmd)?;
+    }
     Ok(())
 }

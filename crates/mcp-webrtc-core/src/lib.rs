@@ -75,8 +75,3 @@ pub use framer::{
 pub use reassembler::Reassembler;
 pub use scheduler::{Rejected, Scheduler, Transmit};
 pub use wire::{BinaryFrame, PROTOCOL};
-
-/// The README's Rust snippets, compiled and run as doctests.
-#[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
-pub struct ReadmeDoctests;

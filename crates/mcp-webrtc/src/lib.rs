@@ -7,10 +7,20 @@
 //! packages, and between two peers of its own it carries messages of any size
 //! up to a configured bound, chunked and interleaved.
 //!
-//! Status: the sans-IO framing layer is in place and re-exported as
-//! [`core`]; the rmcp transport, the peer connection and signaling follow.
+//! Status: the sans-IO framing layer ([`core`]) and signaling
+//! ([`signaling`]) are in place; the peer connection and the rmcp transport
+//! follow.
 #![forbid(unsafe_code)]
 
 /// The sans-IO framing layer ([`mcp_webrtc_core`]): codec, chunking,
 /// reassembly and wire-mode negotiation.
 pub use mcp_webrtc_core as core;
+
+/// Signaling ([`mcp_webrtc_signaling`]): the `Signaling` trait, its
+/// backends (TCP, Unix, copy-paste, WebSocket, relay) and adapters.
+pub use mcp_webrtc_signaling as signaling;
+
+/// The README's Rust snippets, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
