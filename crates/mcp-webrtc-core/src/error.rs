@@ -98,6 +98,14 @@ pub enum Error {
         /// The configured maximum.
         limit: u64,
     },
+    /// The peer announced chunked framing but its HELLO never came, so its
+    /// limits are unknown and this message (which needs chunking) cannot be
+    /// sent. See [`Framer::abandon_waiting`](crate::Framer::abandon_waiting).
+    #[error("no HELLO from the peer: its limits are unknown, cannot chunk a {size}-byte message")]
+    NoPeerHello {
+        /// The message size.
+        size: u64,
+    },
     /// A configuration value is out of range.
     #[error("invalid configuration: {reason}")]
     InvalidConfig {
@@ -201,24 +209,17 @@ pub enum Error {
         /// Offset in the frame.
         offset: u64,
     },
-    /// A chunked message whose total fits in a single text message. Senders
-    /// must send such messages as text, so this is a protocol violation.
-    #[error("message {id} of {total} bytes was chunked but fits in one frame")]
-    NeedlessChunking {
-        /// Message id.
-        id: u32,
-        /// Total length.
-        total: u64,
-    },
     /// A binary frame arrived although chunked framing was not negotiated on
     /// this channel.
-    #[error("binary {kind} frame received but chunked framing was not negotiated")]
+    #[error(
+        "binary message (first byte {}) received but chunked framing was not negotiated",
+        first_byte.map_or_else(|| "none".to_owned(), |b| format!("0x{b:02x}"))
+    )]
     NotNegotiated {
-        /// The kind of frame received.
-        kind: FrameKind,
+        /// The message's first byte, if it has one.
+        first_byte: Option<u8>,
     },
-    /// A HELLO frame arrived when none was expected (a second one, or one sent
-    /// to the side that must send it first).
+    /// A HELLO frame arrived when none was expected (a second one).
     #[error("unexpected HELLO: {reason}")]
     UnexpectedHello {
         /// Why it was not expected.

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use crate::error::{Error, Result};
 use crate::reassembler::Reassembler;
 use crate::scheduler::{Rejected, Scheduler, Transmit};
-use crate::wire::{BinaryFrame, Frame, FrameKind, Hello, PROTOCOL};
+use crate::wire::{BinaryFrame, DATA_HEADER_LEN, Frame, Hello, PROTOCOL};
 
 /// Which side of the WebRTC handshake we are. The offerer creates the data
 /// channel.
@@ -122,6 +122,12 @@ impl Config {
         if self.max_in_flight == 0 {
             return bad("max_in_flight must be at least 1".into());
         }
+        if self.frame_size <= DATA_HEADER_LEN {
+            return bad(format!(
+                "frame_size ({}) must exceed the {DATA_HEADER_LEN}-byte DATA header",
+                self.frame_size
+            ));
+        }
         if self.max_buffered_bytes < self.max_message_size {
             return bad(format!(
                 "max_buffered_bytes ({}) must be at least max_message_size ({})",
@@ -181,6 +187,8 @@ pub struct Framer {
     /// The channel carries our protocol string, so chunked mode may be used.
     negotiable: bool,
     peer_hello: Option<Hello>,
+    /// [`Framer::abandon_waiting`] was called.
+    hello_abandoned: bool,
     channel_limit: u64,
     config: Config,
     scheduler: Scheduler,
@@ -198,16 +206,27 @@ impl Framer {
     /// cannot hold a header.
     pub fn new(role: Role, config: Config, channel: &ChannelInfo) -> Result<Framer> {
         config.validate()?;
-        let channel_limit = channel.max_message_size.unwrap_or(u64::MAX);
-        let frame_size = usize::try_from(channel_limit)
-            .unwrap_or(usize::MAX)
-            .min(config.frame_size);
+        // RFC 8841: 0 means no limit.
+        let channel_limit = match channel.max_message_size {
+            None | Some(0) => u64::MAX,
+            Some(n) => n,
+        };
         let negotiable = channel.protocol == PROTOCOL;
+        // Frames exist only on a negotiable channel; there they must fit
+        // the channel.
+        let frame_size = if negotiable {
+            usize::try_from(channel_limit)
+                .unwrap_or(usize::MAX)
+                .min(config.frame_size)
+        } else {
+            config.frame_size
+        };
         let mut framer = Framer {
             role,
             mode: WireMode::Plain,
             negotiable,
             peer_hello: None,
+            hello_abandoned: false,
             channel_limit,
             config,
             scheduler: Scheduler::new(frame_size, config.max_queued_bytes)?,
@@ -297,6 +316,8 @@ impl Framer {
                 });
             }
             self.scheduler.push_text(message)
+        } else if self.hello_abandoned && self.peer_hello.is_none() {
+            Err(Error::NoPeerHello { size })
         } else {
             self.scheduler.push_chunked(message)
         }
@@ -343,10 +364,13 @@ impl Framer {
     /// A typed error naming what was wrong. The frame is dropped; the
     /// session can go on.
     pub fn receive_binary(&mut self, frame: &[u8]) -> Result<Option<Bytes>> {
-        let frame = Frame::parse(frame)?;
         if !self.negotiable {
-            return Err(Error::NotNegotiated { kind: frame.kind() });
+            return Err(Error::NotNegotiated {
+                first_byte: frame.first().copied(),
+            });
         }
+        let first_byte = frame.first().copied();
+        let frame = Frame::parse(frame)?;
         match frame {
             Frame::Hello(hello) => {
                 self.on_hello(hello)?;
@@ -354,9 +378,7 @@ impl Framer {
             }
             Frame::Data { header, payload } => {
                 if self.mode != WireMode::Chunked {
-                    return Err(Error::NotNegotiated {
-                        kind: FrameKind::Data,
-                    });
+                    return Err(Error::NotNegotiated { first_byte });
                 }
                 self.reassembler.receive(header, payload)
             }
@@ -377,6 +399,29 @@ impl Framer {
         }
         self.rejected.extend(self.scheduler.set_peer_limits(hello));
         Ok(())
+    }
+
+    /// Give up on the peer's HELLO: hand every message that waits for the
+    /// peer's limits back through [`Framer::poll_rejected`] with
+    /// [`Error::NoPeerHello`], and refuse such messages from now on (small
+    /// messages still go as text).
+    ///
+    /// The framer has no clock: a transport calls this when the peer
+    /// announced chunked framing but no HELLO arrived within its timeout
+    /// ([`Framer::peer_limits`] is still `None`). Does nothing once the
+    /// HELLO has arrived.
+    pub fn abandon_waiting(&mut self) {
+        if self.peer_hello.is_some() {
+            return;
+        }
+        self.hello_abandoned = true;
+        for message in self.scheduler.take_waiting() {
+            let size = message.len() as u64;
+            self.rejected.push_back(Rejected {
+                message,
+                error: Error::NoPeerHello { size },
+            });
+        }
     }
 
     /// Bytes of outbound message data not yet emitted.

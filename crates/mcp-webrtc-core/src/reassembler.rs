@@ -75,9 +75,9 @@ impl Reassembler {
 
     /// Take one DATA frame. Returns the message it completes, if any.
     ///
-    /// The payload must already have been checked against the header (as
-    /// [`Frame::parse`](crate::wire::Frame::parse) does): non-empty, and
-    /// within `total`.
+    /// The payload must be non-empty and lie within `total`, as
+    /// [`Frame::parse`](crate::wire::Frame::parse) guarantees; it is checked
+    /// again here.
     ///
     /// # Errors
     /// A typed error naming what was wrong with the frame; the session can
@@ -85,7 +85,19 @@ impl Reassembler {
     pub fn receive(&mut self, header: DataHeader, payload: &[u8]) -> Result<Option<Bytes>> {
         let DataHeader { id, offset, total } = header;
         let len = payload.len() as u64;
-        let end = offset.saturating_add(len);
+        // The same checks as Frame::parse, for callers that build headers
+        // themselves: a payload never grows a message past its total.
+        if len == 0 {
+            return Err(Error::EmptyPayload { id, offset });
+        }
+        let Some(end) = offset.checked_add(len).filter(|&end| end <= total) else {
+            return Err(Error::FrameOverrun {
+                id,
+                offset,
+                len,
+                total,
+            });
+        };
 
         if let Some(partial) = self.partial.get_mut(&id) {
             let have = partial.buf.len() as u64;

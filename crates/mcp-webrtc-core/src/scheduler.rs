@@ -158,6 +158,16 @@ impl Scheduler {
         rejected
     }
 
+    /// Remove and return every chunked message still waiting for the peer's
+    /// limits.
+    pub fn take_waiting(&mut self) -> Vec<Bytes> {
+        let waiting: Vec<Bytes> = self.waiting.drain(..).collect();
+        for m in &waiting {
+            self.queued_bytes = self.queued_bytes.saturating_sub(m.len() as u64);
+        }
+        waiting
+    }
+
     /// Queue a control frame ahead of all messages.
     pub fn push_control(&mut self, frame: BinaryFrame) {
         self.control.push_back(frame);

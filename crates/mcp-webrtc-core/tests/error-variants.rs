@@ -494,3 +494,104 @@ fn every_error_displays_its_numbers() {
         "out-of-order frame for message 3: offset 20, expected 10"
     );
 }
+
+#[test]
+fn plain_channels_refuse_any_binary_with_not_negotiated() {
+    let mut plain = Framer::new(
+        Role::Offerer,
+        Config::default(),
+        &ChannelInfo::new("", None),
+    )
+    .unwrap();
+    for (input, first) in [
+        (&b""[..], None),
+        (b"\x7b\x7d", Some(0x7b)),
+        (b"\x02\x09", Some(0x02)),
+        (b"\x01\x00", Some(0x01)),
+    ] {
+        assert_eq!(
+            plain.receive_binary(input),
+            Err(Error::NotNegotiated { first_byte: first })
+        );
+    }
+}
+
+#[test]
+fn channel_limits_of_zero_or_tiny_size() {
+    // RFC 8841: 0 means no limit.
+    let mut f = Framer::new(
+        Role::Offerer,
+        Config::default(),
+        &ChannelInfo::new("", Some(0)),
+    )
+    .unwrap();
+    assert_eq!(f.max_send_size(), Some(u64::MAX));
+    f.send(Bytes::from(vec![b'x'; 1 << 20])).unwrap();
+    // A plain channel with a tiny limit works: it never carries frames.
+    let mut f = Framer::new(
+        Role::Offerer,
+        Config::default(),
+        &ChannelInfo::new("", Some(10)),
+    )
+    .unwrap();
+    f.send(Bytes::from_static(b"{}")).unwrap();
+    assert!(matches!(
+        f.send(Bytes::from(vec![b'x'; 11])),
+        Err(Error::MessageTooLarge {
+            size: 11,
+            limit: 10
+        })
+    ));
+}
+
+#[test]
+fn no_peer_hello_hands_waiting_messages_back() {
+    let channel = ChannelInfo::new(PROTOCOL, None);
+    let mut a = Framer::new(Role::Answerer, Config::default(), &channel).unwrap();
+    let big = Bytes::from(vec![b'x'; 100_000]);
+    a.send(big.clone()).unwrap();
+    a.send(Bytes::from_static(b"{}")).unwrap();
+    // The offerer's HELLO never comes; the transport gives up.
+    a.abandon_waiting();
+    let rejected = a.poll_rejected().unwrap();
+    assert_eq!(rejected.message, big);
+    assert_eq!(rejected.error, Error::NoPeerHello { size: 100_000 });
+    assert!(a.poll_rejected().is_none());
+    assert_eq!(a.send(big), Err(Error::NoPeerHello { size: 100_000 }));
+    // Small messages still flow as text.
+    let mut out = Vec::new();
+    while let Some(t) = a.poll_transmit() {
+        out.push(t);
+    }
+    assert_eq!(out.len(), 2, "HELLO and the small text message");
+    assert_eq!(a.queued_bytes(), 0);
+}
+
+#[test]
+fn reassembler_checks_headers_it_did_not_parse() {
+    use mcp_webrtc_core::Reassembler;
+    let mut r = Reassembler::new(Config::default().limits());
+    let header = |offset, total| DataHeader {
+        id: 1,
+        offset,
+        total,
+    };
+    assert_eq!(
+        r.receive(header(0, 10), &[b'x'; 20]),
+        Err(Error::FrameOverrun {
+            id: 1,
+            offset: 0,
+            len: 20,
+            total: 10
+        })
+    );
+    assert_eq!(
+        r.receive(header(0, 10), &[]),
+        Err(Error::EmptyPayload { id: 1, offset: 0 })
+    );
+    assert!(matches!(
+        r.receive(header(u64::MAX, u64::MAX), b"ab"),
+        Err(Error::FrameOverrun { .. })
+    ));
+    assert_eq!(r.buffered_bytes(), 0);
+}
