@@ -71,7 +71,8 @@ pub enum Error {
     /// The peer closed the connection without saying bye.
     #[error("signaling peer closed the connection without a bye")]
     PeerClosed,
-    /// `send` after `close`, or after the peer said bye.
+    /// `send` after `close`, or after an earlier send failed part-way (the
+    /// stream may hold half a message, so nothing more is written).
     #[error("signaling channel is closed")]
     Closed,
     /// An operation did not finish in time.

@@ -96,6 +96,8 @@ pub struct LineSignaling<S> {
     options: Options,
     state: StreamState,
     closed: bool,
+    /// A write failed part-way; nothing more is written.
+    broken: bool,
 }
 
 impl<S> std::fmt::Debug for LineSignaling<S> {
@@ -119,10 +121,14 @@ impl<S: AsyncRead + AsyncWrite + Send + 'static> LineSignaling<S> {
             options,
             state: StreamState::Open,
             closed: false,
+            broken: false,
         }
     }
 
     async fn write_line(&mut self, message: &SignalMessage) -> Result<()> {
+        if self.broken {
+            return Err(Error::Closed);
+        }
         let mut line = self.dialect.encode(message)?;
         if line.len() > self.options.max_message_size {
             return Err(Error::MessageTooLarge {
@@ -132,7 +138,7 @@ impl<S: AsyncRead + AsyncWrite + Send + 'static> LineSignaling<S> {
         }
         line.push('\n');
         let writer = &mut self.writer;
-        deadline(
+        let result = deadline(
             self.options.io_timeout,
             || format!("send of a {} message", message.type_name()),
             async move {
@@ -143,7 +149,12 @@ impl<S: AsyncRead + AsyncWrite + Send + 'static> LineSignaling<S> {
                 writer.flush().await.map_err(Error::io("flush"))
             },
         )
-        .await
+        .await;
+        if result.is_err() {
+            // Part of the line may be out: anything more would corrupt it.
+            self.broken = true;
+        }
+        result.map_err(peer_closed_if_reset)
     }
 
     async fn recv_inner(&mut self) -> Result<Option<SignalMessage>> {
@@ -175,7 +186,7 @@ impl<S: AsyncRead + AsyncWrite + Send + 'static> LineSignaling<S> {
                 Err(e @ Error::MessageTooLarge { .. }) => return Err(e),
                 Err(e) => {
                     self.state = StreamState::Failed;
-                    return Err(e);
+                    return Err(peer_closed_if_reset(e));
                 }
             }
         }
@@ -186,15 +197,21 @@ impl<S: AsyncRead + AsyncWrite + Send + 'static> LineSignaling<S> {
             return Ok(());
         }
         self.closed = true;
-        let bye = self.write_line(&SignalMessage::Bye).await;
-        let writer = &mut self.writer;
-        let shut = deadline(self.options.io_timeout, || "close".into(), async move {
-            writer.shutdown().await.map_err(Error::io("shutdown"))
+        let timeout = self.options.io_timeout;
+        // One deadline for the bye and the shutdown together.
+        let result = deadline(timeout, || "close".into(), async {
+            let bye = if self.broken {
+                Ok(())
+            } else {
+                self.write_line(&SignalMessage::Bye).await
+            };
+            let shut = self.writer.shutdown().await.map_err(Error::io("shutdown"));
+            bye.and(shut)
         })
         .await;
         // A peer that already left makes both fail; closing still succeeded.
-        match (bye, shut) {
-            (Err(e), _) | (Ok(()), Err(e)) if self.state == StreamState::Open => Err(e),
+        match result {
+            Err(e) if self.state == StreamState::Open && !is_gone(&e) => Err(e),
             _ => Ok(()),
         }
     }
@@ -217,4 +234,25 @@ impl<S: AsyncRead + AsyncWrite + Send + 'static> Signaling for LineSignaling<S> 
     fn close(&mut self) -> BoxFuture<'_, Result<()>> {
         Box::pin(self.close_inner())
     }
+}
+
+/// Whether an error means the peer's end is gone (reset, broken pipe, EOF).
+pub(crate) fn is_gone(e: &Error) -> bool {
+    match e {
+        Error::PeerClosed => true,
+        Error::Io { source, .. } => matches!(
+            source.kind(),
+            std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::ConnectionAborted
+                | std::io::ErrorKind::BrokenPipe
+                | std::io::ErrorKind::UnexpectedEof
+                | std::io::ErrorKind::NotConnected
+        ),
+        _ => false,
+    }
+}
+
+/// A reset or broken connection is the peer going away: [`Error::PeerClosed`].
+pub(crate) fn peer_closed_if_reset(e: Error) -> Error {
+    if is_gone(&e) { Error::PeerClosed } else { e }
 }

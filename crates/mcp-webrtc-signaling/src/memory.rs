@@ -80,9 +80,9 @@ impl Signaling for MemorySignaling {
     fn close(&mut self) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
             if let Some(tx) = self.tx.take() {
-                // Never block: if the peer's queue is full or it is gone, it
+                // Bounded: a peer that does not read within the I/O timeout
                 // sees the channel close instead of the bye.
-                let _ = tx.try_send(SignalMessage::Bye);
+                let _ = tokio::time::timeout(self.io_timeout, tx.send(SignalMessage::Bye)).await;
             }
             Ok(())
         })

@@ -62,6 +62,9 @@ pub struct RelayConfig {
     pub max_rooms: usize,
     /// Interval of pings on host registrations. Default 20 s.
     pub host_ping_interval: Duration,
+    /// WebSocket connections open at once (rooms, hosts, handshakes).
+    /// Default 20,000.
+    pub max_connections: usize,
 }
 
 impl std::fmt::Debug for RelayConfig {
@@ -93,6 +96,7 @@ impl RelayConfig {
             handshake_timeout: Duration::from_secs(10),
             max_rooms: 10_000,
             host_ping_interval: Duration::from_secs(20),
+            max_connections: 20_000,
         }
     }
 
@@ -224,6 +228,22 @@ impl RelayServer {
                 reason: "empty token".into(),
             });
         }
+        for (name, value) in [
+            ("idle_timeout", config.idle_timeout),
+            ("handshake_timeout", config.handshake_timeout),
+            ("host_ping_interval", config.host_ping_interval),
+        ] {
+            if value < Duration::from_millis(10) {
+                return Err(Error::InvalidConfig {
+                    reason: format!("{name} must be at least 10 ms, not {value:?}"),
+                });
+            }
+        }
+        if config.max_message_size == 0 || config.max_rooms == 0 || config.max_connections == 0 {
+            return Err(Error::InvalidConfig {
+                reason: "max_message_size, max_rooms and max_connections must be positive".into(),
+            });
+        }
         let listener = TcpListener::bind(addr).await.map_err(Error::io("bind"))?;
         let addr = listener.local_addr().map_err(Error::io("local_addr"))?;
         let shared = Arc::new(Shared {
@@ -269,11 +289,12 @@ impl RelayServer {
         }
     }
 
-    /// Stop accepting, close every connection, and wait (at most 5 s).
+    /// Stop accepting, close every connection (1001), and wait for them
+    /// (at most about 5 s).
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
         if let Some(task) = self.task.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+            let _ = tokio::time::timeout(Duration::from_secs(6), task).await;
         }
     }
 }
@@ -285,15 +306,24 @@ impl Drop for RelayServer {
 }
 
 async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
+    let mut tasks = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
             _ = stopped.changed() => break,
+            // Reap finished connection tasks so the set stays small.
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    if shared.connections.load(Ordering::Relaxed) >= shared.config.max_connections {
+                        shared.refuse();
+                        tracing::warn!(%peer, "relay: connection limit reached, refusing");
+                        drop(stream);
+                        continue;
+                    }
+                    shared.connections.fetch_add(1, Ordering::Relaxed);
                     let shared = Arc::clone(&shared);
                     let stopped = stopped.clone();
-                    tokio::spawn(async move {
-                        shared.connections.fetch_add(1, Ordering::Relaxed);
+                    tasks.spawn(async move {
                         connection(stream, peer, &shared, stopped).await;
                         shared.connections.fetch_sub(1, Ordering::Relaxed);
                     });
@@ -304,6 +334,15 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stopped: watch::R
                 }
             },
         }
+    }
+    // Every connection task sees `stopped` and closes its socket with 1001;
+    // give them a moment, then stop what is left.
+    let drained = tokio::time::timeout(Duration::from_secs(4), async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tasks.abort_all();
     }
     tracing::info!("signaling relay stopped");
 }
@@ -325,8 +364,27 @@ fn token_of(request: &Request) -> Option<String> {
     request.uri().query().and_then(|q| {
         q.split('&')
             .find_map(|kv| kv.strip_prefix("token="))
-            .map(str::to_owned)
+            .and_then(percent_decode)
     })
+}
+
+/// Decode `%XX` escapes (and `+` as a space) in a query value; `None` for a
+/// malformed escape or a result that is not UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut bytes = s.bytes();
+    while let Some(b) = bytes.next() {
+        match b {
+            b'%' => {
+                let hi = char::from(bytes.next()?).to_digit(16)?;
+                let lo = char::from(bytes.next()?).to_digit(16)?;
+                out.push(u8::try_from(hi.checked_mul(16)?.checked_add(lo)?).ok()?);
+            }
+            b'+' => out.push(b' '),
+            other => out.push(other),
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 fn authorized(config: &RelayConfig, token: Option<&str>) -> bool {
@@ -342,6 +400,12 @@ fn authorized(config: &RelayConfig, token: Option<&str>) -> bool {
             bool::from(ok) || (config.allow_anonymous && config.tokens.is_empty())
         }
     }
+}
+
+/// Host names: 1 to 160 characters of `A-Z a-z 0-9 - _ . ~`, leaving room
+/// for the session id in `<host>/<id>` room names.
+fn valid_host(name: &str) -> bool {
+    name.len() <= 160 && !name.contains('/') && valid_name(name)
 }
 
 /// Room names: 1 to 200 characters of `A-Z a-z 0-9 - _ . ~ /`, with no
@@ -418,7 +482,7 @@ async fn connection(
         .and_then(|rest| rest.strip_suffix("/connect"))
     {
         let room = format!("{host}/{}", session_id(shared));
-        if !valid_name(host) || host.contains('/') {
+        if !valid_host(host) {
             shared.refuse();
             close(&mut ws, 4400, "bad host name").await;
             return;
@@ -428,14 +492,13 @@ async fn connection(
             close(&mut ws, 4404, "no such host").await;
             return;
         };
-        // Join first, so the host finds the client's messages waiting.
+        // Join first, so the host finds the client's messages waiting. The
+        // notice never waits: a host that does not keep up is not answering.
         let notice = serde_json::json!({"type": "session", "room": room}).to_string();
-        let announce = async move {
-            let _ = control.send(Outgoing::Text(notice)).await;
-        };
+        let announce = move || control.try_send(Outgoing::Text(notice)).is_ok();
         join_room_then(ws, room, shared, stopped, announce).await;
     } else if let Some(host) = path.strip_prefix("/v1/host/") {
-        if !valid_name(host) || host.contains('/') {
+        if !valid_host(host) {
             shared.refuse();
             close(&mut ws, 4400, "bad host name").await;
             return;
@@ -448,7 +511,23 @@ async fn connection(
 }
 
 async fn join_room(ws: Socket, room: String, shared: &Arc<Shared>, stopped: watch::Receiver<bool>) {
-    join_room_then(ws, room, shared, stopped, async {}).await;
+    join_room_then(ws, room, shared, stopped, || true).await;
+}
+
+/// How long the relay waits to hand one message to a peer's socket before
+/// giving up on that peer.
+const SEND_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Send with a deadline: a peer that stops reading is dropped, not waited on.
+async fn send_ws(ws: &mut Socket, message: Message) -> bool {
+    matches!(
+        tokio::time::timeout(SEND_TIMEOUT, ws.send(message)).await,
+        Ok(Ok(()))
+    )
+}
+
+fn notice(reason: &str) -> Message {
+    Message::text(serde_json::json!({"type": "error", "reason": reason}).to_string())
 }
 
 async fn join_room_then(
@@ -456,7 +535,7 @@ async fn join_room_then(
     room: String,
     shared: &Arc<Shared>,
     mut stopped: watch::Receiver<bool>,
-    after_join: impl Future<Output = ()>,
+    after_join: impl FnOnce() -> bool,
 ) {
     let config = &shared.config;
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
@@ -488,66 +567,78 @@ async fn join_room_then(
         }
     };
     tracing::info!(room = %room, "relay: peer joined");
-    after_join.await;
     let mut said_bye = false;
     let mut outcome: Option<(u16, String)> = None;
+    if !after_join() {
+        shared.refuse();
+        outcome = Some((4503, "host not answering".into()));
+    }
     for text in pending {
-        if ws.send(Message::text(text)).await.is_err() {
-            outcome = Some((0, String::new()));
+        if outcome.is_some() || !send_ws(&mut ws, Message::text(text)).await {
+            outcome.get_or_insert((0, String::new()));
             break;
         }
     }
+    // Only what the peer sends keeps it alive: forwarded traffic does not.
+    let idle = tokio::time::sleep(config.idle_timeout);
+    tokio::pin!(idle);
     while outcome.is_none() {
         tokio::select! {
             _ = stopped.changed() => {
                 outcome = Some((1001, "relay shutting down".into()));
             }
+            () = &mut idle => outcome = Some((4408, "idle timeout".into())),
             out = rx.recv() => match out {
                 Some(Outgoing::Text(text)) => {
-                    if ws.send(Message::text(text)).await.is_err() {
+                    if !send_ws(&mut ws, Message::text(text)).await {
                         outcome = Some((0, String::new()));
                     }
                 }
                 Some(Outgoing::Close(code, reason)) => outcome = Some((code, reason)),
                 None => outcome = Some((1011, "relay error".into())),
             },
-            incoming = tokio::time::timeout(config.idle_timeout, ws.next()) => match incoming {
-                Err(_) => outcome = Some((4408, "idle timeout".into())),
-                Ok(None | Some(Err(_))) => outcome = Some((0, String::new())),
-                Ok(Some(Ok(Message::Close(_)))) => outcome = Some((0, String::new())),
-                Ok(Some(Ok(Message::Text(text)))) => {
-                    if text.len() > config.max_message_size {
-                        shared.refuse();
-                        let notice = serde_json::json!({
-                            "type": "error",
-                            "reason": format!(
-                                "message too large: {} bytes > limit {} bytes",
-                                text.len(), config.max_message_size
-                            ),
-                        });
-                        let _ = ws.send(Message::text(notice.to_string())).await;
-                        continue;
-                    }
-                    if is_bye(text.as_str()) {
-                        said_bye = true;
-                    }
-                    match forward(shared, &room, id, text.as_str().to_owned()).await {
-                        Ok(()) => {}
-                        Err(Forward::Notice(reason)) => {
+            incoming = ws.next() => {
+                if let Some(at) = tokio::time::Instant::now().checked_add(config.idle_timeout) {
+                    idle.as_mut().reset(at);
+                }
+                match incoming {
+                    None | Some(Err(_) | Ok(Message::Close(_))) => outcome = Some((0, String::new())),
+                    Some(Ok(Message::Text(text))) => {
+                        if text.len() > config.max_message_size {
                             shared.refuse();
-                            let notice = serde_json::json!({"type": "error", "reason": reason});
-                            let _ = ws.send(Message::text(notice.to_string())).await;
+                            let reason = format!(
+                                "message too large: {} bytes > limit {} bytes",
+                                text.len(),
+                                config.max_message_size
+                            );
+                            if !send_ws(&mut ws, notice(&reason)).await {
+                                outcome = Some((0, String::new()));
+                            }
+                            continue;
                         }
-                        Err(Forward::Close(code, reason)) => outcome = Some((code, reason)),
+                        if is_bye(text.as_str()) {
+                            said_bye = true;
+                        }
+                        match forward(shared, &room, id, text.as_str().to_owned()).await {
+                            Ok(()) => {}
+                            Err(Forward::Notice(reason)) => {
+                                shared.refuse();
+                                if !send_ws(&mut ws, notice(&reason)).await {
+                                    outcome = Some((0, String::new()));
+                                }
+                            }
+                            Err(Forward::Close(code, reason)) => outcome = Some((code, reason)),
+                        }
                     }
+                    Some(Ok(Message::Binary(_))) => {
+                        shared.refuse();
+                        if !send_ws(&mut ws, notice("binary frames are not relayed")).await {
+                            outcome = Some((0, String::new()));
+                        }
+                    }
+                    Some(Ok(_)) => {} // ping/pong/raw frames
                 }
-                Ok(Some(Ok(Message::Binary(_)))) => {
-                    shared.refuse();
-                    let notice = serde_json::json!({"type": "error", "reason": "binary frames are not relayed"});
-                    let _ = ws.send(Message::text(notice.to_string())).await;
-                }
-                Ok(Some(Ok(_))) => {} // ping/pong/raw frames
-            },
+            }
         }
     }
     let (code, reason) = outcome.unwrap_or_default();
@@ -555,7 +646,7 @@ async fn join_room_then(
         close(&mut ws, code, &reason).await;
     }
     leave(shared, &room, id, said_bye);
-    tracing::info!(room = %room, code, "relay: peer left");
+    tracing::info!(code, "relay: peer left");
 }
 
 /// An unguessable session id (tokens still guard every room).
@@ -676,13 +767,13 @@ async fn register_host(
                     close(&mut ws, 4408, "host stopped answering pings").await;
                     break;
                 }
-                if ws.send(Message::Ping(Vec::new().into())).await.is_err() {
+                if !send_ws(&mut ws, Message::Ping(Vec::new().into())).await {
                     break;
                 }
             }
             out = rx.recv() => match out {
                 Some(Outgoing::Text(text)) => {
-                    if ws.send(Message::text(text)).await.is_err() {
+                    if !send_ws(&mut ws, Message::text(text)).await {
                         break;
                     }
                 }

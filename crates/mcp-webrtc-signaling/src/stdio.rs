@@ -26,6 +26,8 @@ pub struct CopyPasteSignaling<R, W> {
     state: StreamState,
     closed: bool,
     prompted: bool,
+    /// A write failed part-way; nothing more is written.
+    broken: bool,
 }
 
 impl CopyPasteSignaling<tokio::io::Stdin, tokio::io::Stdout> {
@@ -50,12 +52,16 @@ where
             state: StreamState::Open,
             closed: false,
             prompted: false,
+            broken: false,
         }
     }
 
     async fn write(&mut self, text: String) -> Result<()> {
+        if self.broken {
+            return Err(Error::Closed);
+        }
         let writer = &mut self.writer;
-        deadline(
+        let result = deadline(
             self.options.io_timeout,
             || "write to terminal".into(),
             async move {
@@ -66,7 +72,11 @@ where
                 writer.flush().await.map_err(Error::io("flush"))
             },
         )
-        .await
+        .await;
+        if result.is_err() {
+            self.broken = true;
+        }
+        result
     }
 
     async fn send_message(&mut self, message: &SignalMessage) -> Result<()> {
@@ -99,7 +109,16 @@ where
                     self.write(RECV_PROMPT.to_owned()).await?;
                     self.prompted = true;
                 }
-                match self.reader.next_line().await? {
+                let line = match self.reader.next_line().await {
+                    Ok(line) => line,
+                    Err(e @ Error::MessageTooLarge { .. }) => return Err(e),
+                    Err(e) => {
+                        // The terminal is gone or broken: end, once.
+                        self.state = StreamState::Failed;
+                        return Err(crate::lines::peer_closed_if_reset(e));
+                    }
+                };
+                match line {
                     Line::Line(line) if line.iter().all(u8::is_ascii_whitespace) => {}
                     Line::Line(line) => {
                         self.prompted = false;

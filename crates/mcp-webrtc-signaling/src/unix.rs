@@ -15,6 +15,54 @@ use crate::{
     deadline,
 };
 
+/// Whether a listening socket is bound at `path`, from `/proc/net/unix`
+/// (`None` where that table does not exist). Unlike a probe connection, this
+/// does not disturb a listener that accepts only one peer.
+fn has_listener(path: &Path) -> Option<bool> {
+    /// `__SO_ACCEPTCON`: the socket is listening.
+    const LISTENING: u32 = 0x0001_0000;
+    let table = std::fs::read_to_string("/proc/net/unix").ok()?;
+    let given = path.to_string_lossy().into_owned();
+    let absolute = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or_else(
+            || std::env::current_dir().ok(),
+            |p| std::fs::canonicalize(p).ok(),
+        )
+        .zip(path.file_name())
+        .map(|(dir, name)| dir.join(name).to_string_lossy().into_owned());
+    Some(
+        table
+            .lines()
+            .skip(1)
+            .filter_map(listing)
+            .any(|(flags, listed)| {
+                flags & LISTENING != 0 && (listed == given || absolute.as_deref() == Some(listed))
+            }),
+    )
+}
+
+/// One `/proc/net/unix` line: `Num RefCount Protocol Flags Type St Inode
+/// Path`, the path optional and possibly holding spaces. Returns the flags
+/// and the path.
+fn listing(line: &str) -> Option<(u32, &str)> {
+    let mut rest = line;
+    let mut flags = None;
+    for field in 0..7 {
+        let (value, tail) = rest.trim_start().split_once(char::is_whitespace)?;
+        if field == 3 {
+            flags = u32::from_str_radix(value, 16).ok();
+        }
+        rest = tail;
+    }
+    let path = rest.trim();
+    if path.is_empty() {
+        return None;
+    }
+    Some((flags?, path))
+}
+
 /// Removes the socket file it owns when dropped.
 #[derive(Debug)]
 struct SocketFile(PathBuf);
@@ -84,13 +132,18 @@ impl UnixSignaling {
             if !meta.file_type().is_socket() {
                 return Err(in_use());
             }
-            match UnixStream::connect(&path).await {
-                Ok(_) => return Err(in_use()),
-                Err(_) => {
-                    tracing::debug!(path = %path.display(), "removing stale signaling socket");
-                    std::fs::remove_file(&path).map_err(Error::io("remove stale socket"))?;
-                }
+            let live = match has_listener(&path) {
+                Some(live) => live,
+                // No /proc (not Linux): probe by connecting. A one-shot
+                // listener would take the probe as its peer, so this is only
+                // the fallback.
+                None => UnixStream::connect(&path).await.is_ok(),
+            };
+            if live {
+                return Err(in_use());
             }
+            tracing::debug!(path = %path.display(), "removing stale signaling socket");
+            std::fs::remove_file(&path).map_err(Error::io("remove stale socket"))?;
         }
         let listener = UnixListener::bind(&path).map_err(Error::io("bind"))?;
         Ok(UnixSignalingListener {

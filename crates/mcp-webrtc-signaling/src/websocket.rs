@@ -21,7 +21,7 @@ use crate::{Dialect, Error, Options, Result, SignalMessage, Signaling, StreamSta
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Options of [`WebSocketSignaling::connect`].
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 #[non_exhaustive]
 pub struct WebSocketOptions {
     /// Bearer token sent as `Authorization: Bearer <token>`.
@@ -30,6 +30,16 @@ pub struct WebSocketOptions {
     pub options: Options,
     /// TLS configuration for `wss://` (default: rustls with webpki roots).
     pub tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl std::fmt::Debug for WebSocketOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebSocketOptions")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("options", &self.options)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
 }
 
 impl WebSocketOptions {
@@ -65,6 +75,14 @@ fn ws_error(e: &tungstenite::Error) -> Error {
                 reason: format!("HTTP {} {}", response.status(), body.trim()),
             }
         }
+        tungstenite::Error::Io(io)
+            if crate::lines::is_gone(&Error::Io {
+                operation: "websocket",
+                source: std::io::Error::from(io.kind()),
+            }) =>
+        {
+            Error::PeerClosed
+        }
         other => Error::WebSocket {
             reason: other.to_string(),
         },
@@ -81,7 +99,13 @@ pub(crate) async fn open(url: &str, options: &WebSocketOptions) -> Result<Ws> {
         })?;
         request.headers_mut().insert("authorization", value);
     }
-    let max = options.options.max_message_size;
+    // Room to read an over-limit message and refuse it as one message;
+    // beyond this tungstenite drops the connection.
+    let max = options
+        .options
+        .max_message_size
+        .saturating_mul(4)
+        .max(1 << 20);
     let config = WebSocketConfig::default()
         .max_message_size(Some(max))
         .max_frame_size(Some(max));
@@ -241,18 +265,23 @@ impl Signaling for WebSocketSignaling {
             if std::mem::replace(&mut self.closed, true) {
                 return Ok(());
             }
-            let bye = if self.state == StreamState::Open {
-                let text = Dialect::W3c.encode(&SignalMessage::Bye)?;
-                self.send_text(text, "bye").await
-            } else {
-                Ok(())
-            };
-            let ws = &mut self.ws;
-            let _ = deadline(self.options.io_timeout, || "close".into(), async move {
-                ws.close(None).await.map_err(|e| ws_error(&e))
+            // One deadline for the bye and the close handshake together.
+            let timeout = self.options.io_timeout;
+            let result = deadline(timeout, || "close".into(), async {
+                let bye = if self.state == StreamState::Open {
+                    let text = Dialect::W3c.encode(&SignalMessage::Bye)?;
+                    self.send_text(text, "bye").await
+                } else {
+                    Ok(())
+                };
+                let _ = self.ws.close(None).await;
+                bye
             })
             .await;
-            bye
+            match result {
+                Err(e) if !crate::lines::is_gone(&e) => Err(e),
+                _ => Ok(()),
+            }
         })
     }
 }
@@ -275,6 +304,9 @@ pub struct RelayHost {
     control: Ws,
     base: String,
     options: WebSocketOptions,
+    /// A session announced but not joined yet (kept if `accept` is
+    /// cancelled while joining).
+    pending_room: Option<String>,
 }
 
 impl std::fmt::Debug for RelayHost {
@@ -298,6 +330,7 @@ impl RelayHost {
             control,
             base,
             options,
+            pending_room: None,
         })
     }
 
@@ -307,13 +340,25 @@ impl RelayHost {
         format!("{}/v1/host/{host}/connect", base.trim_end_matches('/'))
     }
 
-    /// Wait for the next client and join its room. Cancel-safe.
+    /// Wait for the next client and join its room. Cancel-safe: a session
+    /// announced while a cancelled call was joining it is joined by the next
+    /// call.
+    ///
+    /// The relay pings the registration and closes it if nothing answers, and
+    /// pings are answered only while `accept` runs: keep a task in `accept`
+    /// (spawn each session) rather than serving clients one at a time.
     ///
     /// # Errors
     /// [`Error::Relay`] if the relay closes the registration, or the error of
     /// joining the room.
     pub async fn accept(&mut self) -> Result<WebSocketSignaling> {
         loop {
+            if let Some(room) = self.pending_room.clone() {
+                let url = format!("{}/v1/room/{room}", self.base);
+                let joined = WebSocketSignaling::connect(&url, self.options.clone()).await;
+                self.pending_room = None;
+                return joined;
+            }
             let room = match self.control.next().await {
                 Some(Ok(Message::Text(text))) => {
                     let v: serde_json::Value =
@@ -338,8 +383,7 @@ impl RelayHost {
                 Some(Err(e)) => return Err(ws_error(&e)),
                 None => return Err(Error::PeerClosed),
             };
-            let url = format!("{}/v1/room/{room}", self.base);
-            return WebSocketSignaling::connect(&url, self.options.clone()).await;
+            self.pending_room = Some(room);
         }
     }
 }

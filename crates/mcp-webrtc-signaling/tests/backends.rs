@@ -525,6 +525,59 @@ async fn tcp_stream_accepts_raw_client() {
     .unwrap();
 }
 
+#[tokio::test]
+async fn unix_bind_leaves_a_live_one_shot_listener_alone() {
+    tokio::time::timeout(T, async {
+        let dir = tempdir();
+        let path = dir.join("live.sock");
+        let listener = UnixSignaling::bind(&path, Options::default())
+            .await
+            .unwrap();
+        let accepting = tokio::spawn(listener.accept());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // A second bind must notice the live listener without connecting to
+        // it (a probe would be taken as the one peer).
+        let e = UnixSignaling::bind(&path, Options::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::AddressInUse { .. }), "{e}");
+        assert!(
+            !accepting.is_finished(),
+            "the listener is still waiting for its peer"
+        );
+        let mut b = UnixSignaling::connect(&path, Options::default())
+            .await
+            .unwrap();
+        let mut a = accepting.await.unwrap().unwrap();
+        conversation(&mut a, &mut b).await;
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_send_that_timed_out_part_way_poisons_the_writer() {
+    tokio::time::timeout(T, async {
+        // A peer that never reads, behind a 64-byte pipe.
+        let (ours, _theirs) = tokio::io::duplex(64);
+        let options = Options::default().with_io_timeout(Duration::from_millis(100));
+        let mut sig = mcp_webrtc_signaling::LineSignaling::new(ours, Dialect::Aiortc, options);
+        let e = sig
+            .send(SignalMessage::Offer("x".repeat(1000)))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::Timeout { .. }), "{e}");
+        // Half a line may be out: nothing more is appended to it.
+        assert!(matches!(sig.send(offer()).await, Err(Error::Closed)));
+        // close skips the bye and still returns promptly.
+        let start = Instant::now();
+        sig.close().await.ok();
+        assert!(start.elapsed() < Duration::from_secs(1));
+    })
+    .await
+    .unwrap();
+}
+
 fn tempdir() -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!(
         "mcp-webrtc-sig-{}-{}",

@@ -362,3 +362,27 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn aiortc_never_writes_a_line_aiortc_would_choke_on() {
+    let empty = SignalMessage::Candidate {
+        candidate: String::new(),
+        sdp_mid: Some("0".into()),
+        sdp_mline_index: Some(0),
+    };
+    assert!(matches!(
+        Dialect::Aiortc.encode(&empty),
+        Err(Error::Unrepresentable { .. })
+    ));
+    // aiortc splits on "candidate:"; a bare candidate gets the prefix.
+    let bare = SignalMessage::Candidate {
+        candidate: "1 1 udp 1 127.0.0.1 9 typ host".into(),
+        sdp_mid: None,
+        sdp_mline_index: None,
+    };
+    let line = Dialect::Aiortc.encode(&bare).unwrap();
+    assert!(
+        line.starts_with(r#"{"candidate": "candidate:1 1 udp"#),
+        "{line}"
+    );
+}

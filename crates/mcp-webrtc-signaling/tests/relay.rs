@@ -423,3 +423,129 @@ async fn websocket_connect_errors_are_clear() {
     assert!(matches!(e, Error::Timeout { .. }), "{e}");
     drop(silent);
 }
+
+#[tokio::test]
+async fn review_fixes_hold() {
+    tokio::time::timeout(T, async {
+        // Config values that would panic or close everyone at once are refused.
+        let mut bad = RelayConfig::with_tokens([TOKEN]);
+        bad.host_ping_interval = Duration::ZERO;
+        assert!(matches!(
+            RelayServer::bind("127.0.0.1:0", bad).await,
+            Err(Error::InvalidConfig { .. })
+        ));
+
+        let relay = relay(RelayConfig::with_tokens(["a b/c+d"])).await;
+        // A browser percent-encodes the token in the query string.
+        let mut ok = WebSocketSignaling::connect(
+            &format!("{}/v1/room/pct?token=a%20b%2Fc%2Bd", relay.url()),
+            WebSocketOptions::default(),
+        )
+        .await
+        .unwrap();
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), ok.recv())
+                .await
+                .is_err(),
+            "accepted"
+        );
+
+        // Host names long enough to break their session rooms are refused.
+        let long = "h".repeat(170);
+        let mut host = RelayHost::register(
+            &relay.url(),
+            &long,
+            WebSocketOptions::default().with_token("a b/c+d"),
+        )
+        .await
+        .unwrap();
+        assert!(matches!(
+            host.accept().await,
+            Err(Error::Relay { code: 4400, .. })
+        ));
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn forwarded_traffic_does_not_keep_a_silent_peer_alive() {
+    tokio::time::timeout(T, async {
+        let relay =
+            relay(RelayConfig::with_tokens([TOKEN]).idle_timeout(Duration::from_millis(400))).await;
+        let mut silent = join(&relay, "quiet").await;
+        let mut talker = join(&relay, "quiet").await;
+        let chatter = tokio::spawn(async move {
+            for n in 0..20 {
+                if talker.send(offer(n)).await.is_err() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+        let start = std::time::Instant::now();
+        loop {
+            match silent.recv().await {
+                Ok(Some(_)) => continue,
+                Err(Error::Relay { code: 4408, .. }) => break,
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_millis(900),
+            "closed after {:?}",
+            start.elapsed()
+        );
+        chatter.abort();
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_closes_every_connection_with_1001() {
+    tokio::time::timeout(T, async {
+        let relay = relay(RelayConfig::with_tokens([TOKEN])).await;
+        let mut a = join(&relay, "bye").await;
+        let mut host = RelayHost::register(&relay.url(), "h", opts())
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        relay.shutdown().await;
+        assert!(matches!(
+            a.recv().await,
+            Err(Error::Relay { code: 1001, .. })
+        ));
+        assert!(matches!(
+            host.accept().await,
+            Err(Error::Relay { code: 1001, .. })
+        ));
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn an_over_limit_message_is_one_bad_message_for_the_client() {
+    tokio::time::timeout(T, async {
+        let relay = relay(RelayConfig::with_tokens([TOKEN])).await;
+        let small = opts().with_options(Options::default().with_max_message_size(1024));
+        let mut a = WebSocketSignaling::connect(&format!("{}/v1/room/lim", relay.url()), small)
+            .await
+            .unwrap();
+        let mut b = join(&relay, "lim").await;
+        b.send(SignalMessage::Offer("y".repeat(4000)))
+            .await
+            .unwrap();
+        b.send(offer(1)).await.unwrap();
+        let e = a.recv().await.unwrap_err();
+        assert!(
+            matches!(e, Error::MessageTooLarge { limit: 1024, .. }),
+            "{e}"
+        );
+        assert!(e.is_per_message());
+        assert_eq!(a.recv().await.unwrap(), Some(offer(1)));
+    })
+    .await
+    .unwrap();
+}

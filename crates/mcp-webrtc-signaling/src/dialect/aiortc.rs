@@ -29,8 +29,20 @@ pub(crate) fn encode(message: &SignalMessage) -> Result<String> {
             sdp_mid,
             sdp_mline_index,
         } => {
+            if candidate.is_empty() {
+                // aiortc reads an empty candidate as end-of-candidates.
+                return Err(Error::Unrepresentable {
+                    dialect: D,
+                    what: "an empty candidate (aiortc reads it as end-of-candidates)",
+                });
+            }
             out.push_str("{\"candidate\": ");
-            py_string(&mut out, candidate);
+            // aiortc splits on the first ':' and fails without the prefix.
+            if candidate.starts_with("candidate:") {
+                py_string(&mut out, candidate);
+            } else {
+                py_string(&mut out, &format!("candidate:{candidate}"));
+            }
             out.push_str(", \"id\": ");
             match sdp_mid {
                 Some(mid) => py_string(&mut out, mid),
