@@ -1,5 +1,6 @@
 //! `cargo xtask bench`: run the benchmarks, then write their medians into
-//! `docs/performance.md` between generated-section markers.
+//! `docs/performance.md` between generated-section markers: the core framer
+//! (against memcpy) and peer connections on loopback.
 //!
 //! The core benchmark runs twice in the same invocation:
 //! - `xtask-default`: the process's normal allocator behaviour;
@@ -61,12 +62,88 @@ pub(crate) fn run() -> Result<(), String> {
         .env("MALLOC_TRIM_THRESHOLD_", "1073741824");
     step("core benchmark (64 MiB, allocator reuse)", reuse)?;
 
+    let mut rtc = cargo();
+    rtc.args([
+        "bench",
+        "--locked",
+        "-p",
+        "mcp-webrtc-rtc",
+        "--bench",
+        "loopback",
+        "--",
+        "--save-baseline",
+        DEFAULT,
+    ]);
+    step("peer-connection benchmark (loopback)", rtc)?;
+
+    let doc = workspace_root().join("docs/performance.md");
     let table = core_table()?;
     println!("\n{table}");
-    let doc = workspace_root().join("docs/performance.md");
-    replace_section(&doc, &table)?;
+    replace_section(&doc, BEGIN, END, &table)?;
+    let table = rtc_table()?;
+    println!("\n{table}");
+    replace_section(&doc, RTC_BEGIN, RTC_END, &table)?;
     println!("wrote {}", doc.display());
     Ok(())
+}
+
+const RTC_BEGIN: &str = "<!-- xtask-bench:rtc:begin -->";
+const RTC_END: &str = "<!-- xtask-bench:rtc:end -->";
+
+fn rtc_table() -> Result<String, String> {
+    let w = |e: std::fmt::Error| e.to_string();
+    let mut t = String::new();
+    writeln!(t, "Measured by `cargo xtask bench` on {}.", machine()).map_err(w)?;
+    writeln!(t).map_err(w)?;
+    let setup = median_ns("rtc_setup", "dcep_channel_open", DEFAULT)?;
+    let phases_path = workspace_root().join("target/criterion/rtc-setup-phases.json");
+    let phases: serde_json::Value = std::fs::read_to_string(&phases_path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .ok_or_else(|| format!("read {}", phases_path.display()))?;
+    let ms = |key: &str| {
+        phases
+            .get(key)
+            .and_then(serde_json::Value::as_f64)
+            .unwrap_or(f64::NAN)
+    };
+    writeln!(t, "| metric | median |").map_err(w)?;
+    writeln!(t, "|---|---:|").map_err(w)?;
+    writeln!(
+        t,
+        "| set-up, both peers, to an open DCEP channel (target ≤ 20 ms) | {} |",
+        fmt_time(setup)
+    )
+    .map_err(w)?;
+    for (label, key) in [
+        (
+            "· signaling (until the remote description is applied)",
+            "signaling_ms",
+        ),
+        ("· ICE (until connected)", "ice_ms"),
+        ("· DTLS (until the peer connection is connected)", "dtls_ms"),
+        ("· SCTP + DCEP (until the channel is open)", "sctp_dcep_ms"),
+    ] {
+        writeln!(t, "| {label} | {:.2} ms |", ms(key)).map_err(w)?;
+    }
+    writeln!(
+        t,
+        "| round trip of a 64-byte text message | {} |",
+        fmt_time(median_ns("rtc_round_trip", "64B", DEFAULT)?)
+    )
+    .map_err(w)?;
+    const BATCH: u64 = 8 * 1024 * 1024;
+    for (id, size) in [("16KiB", 16 * 1024u64), ("64KiB", 64 * 1024u64)] {
+        let ns = median_ns("rtc_throughput", id, DEFAULT)?;
+        let bytes = BATCH.checked_div(size).unwrap_or(0).saturating_mul(size);
+        writeln!(
+            t,
+            "| throughput, {id} binary messages (8 MiB batches) | {:.1} MB/s |",
+            gbps(bytes, ns) * 1000.0
+        )
+        .map_err(w)?;
+    }
+    Ok(t)
 }
 
 /// The median time, in nanoseconds, of one criterion benchmark.
@@ -194,11 +271,11 @@ fn core_table() -> Result<String, String> {
     Ok(t)
 }
 
-fn replace_section(doc: &Path, table: &str) -> Result<(), String> {
+fn replace_section(doc: &Path, begin: &str, end: &str, table: &str) -> Result<(), String> {
     let text = std::fs::read_to_string(doc).map_err(|e| format!("read {}: {e}", doc.display()))?;
-    let (Some(b), Some(e)) = (text.find(BEGIN), text.find(END)) else {
+    let (Some(b), Some(e)) = (text.find(begin), text.find(end)) else {
         return Err(format!(
-            "{} lacks the markers {BEGIN} … {END}",
+            "{} lacks the markers {begin} … {end}",
             doc.display()
         ));
     };
@@ -206,7 +283,7 @@ fn replace_section(doc: &Path, table: &str) -> Result<(), String> {
         return Err(format!("{}: markers out of order", doc.display()));
     }
     let before = text
-        .get(..b.saturating_add(BEGIN.len()))
+        .get(..b.saturating_add(begin.len()))
         .unwrap_or_default();
     let after = text.get(e..).unwrap_or_default();
     let new = format!("{before}\n{table}{after}");
