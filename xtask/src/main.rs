@@ -86,7 +86,7 @@ pub(crate) fn step(name: &str, mut cmd: Command) -> Result<(), String> {
 const TEST_FEATURES: &str = "mcp-webrtc-signaling/websocket,mcp-webrtc-signaling/relay";
 
 /// Examples run as smoke tests.
-const EXAMPLES: &[&str] = &["chunking_demo", "custom_signaling"];
+const EXAMPLES: &[&str] = &["chunking_demo", "custom_signaling", "peer_channel"];
 
 fn ci() -> Result<(), String> {
     let mut fmt = cargo();
