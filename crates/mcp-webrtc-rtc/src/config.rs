@@ -114,6 +114,11 @@ pub struct PeerConfig {
     pub bind: Vec<SocketAddr>,
     /// Bytes the channel may hold unsent before `send` waits. Default 4 MiB.
     pub send_buffer_limit: usize,
+    /// UDP socket buffer size to ask the kernel for, both directions.
+    /// Default 4 MiB (the kernel caps it at `net.core.rmem_max`). Small
+    /// buffers drop bursts, and each drop can stall the stack's SCTP for its
+    /// 1 s minimum retransmission timeout.
+    pub udp_buffer_size: usize,
 }
 
 impl PeerConfig {
@@ -136,6 +141,7 @@ impl PeerConfig {
                 SocketAddr::from(([0, 0, 0, 0], 0)),
             ],
             send_buffer_limit: 4 * 1024 * 1024,
+            udp_buffer_size: 4 * 1024 * 1024,
         }
     }
 
@@ -215,6 +221,13 @@ impl PeerConfig {
     #[must_use]
     pub fn with_send_buffer_limit(mut self, bytes: usize) -> Self {
         self.send_buffer_limit = bytes;
+        self
+    }
+
+    /// Set [`PeerConfig::udp_buffer_size`].
+    #[must_use]
+    pub fn with_udp_buffer_size(mut self, bytes: usize) -> Self {
+        self.udp_buffer_size = bytes;
         self
     }
 

@@ -23,6 +23,7 @@
 mod config;
 mod error;
 mod peer;
+mod runtime;
 mod sdp;
 
 pub use config::{IcePolicy, IceServer, PeerConfig, Role};

@@ -898,6 +898,9 @@ pub async fn connect(
         .with_handler(handler)
         .with_udp_addrs(config.bind.clone())
         .with_data_channel_send_buffer_limit(config.send_buffer_limit)
+        .with_runtime(Arc::new(crate::runtime::TunedRuntime::new(
+            config.udp_buffer_size,
+        )))
         .build()
         .await
         .map_err(Error::webrtc(Phase::Ice))?;
