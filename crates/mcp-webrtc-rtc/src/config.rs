@@ -251,8 +251,21 @@ impl PeerConfig {
         if self.dead_peer_timeout < Duration::from_millis(500) {
             return bad("dead_peer_timeout must be at least 500 ms".into());
         }
+        if let Some(pin) = &self.remote_fingerprint
+            && !crate::sdp::is_sha256_fingerprint(&crate::sdp::normalize_fingerprint(pin))
+        {
+            return bad(format!(
+                "remote_fingerprint {pin:?} is not a SHA-256 fingerprint (32 hex pairs joined by ':')"
+            ));
+        }
         for server in &self.ice_servers {
             for url in &server.urls {
+                if url.starts_with("turns:") || url.contains("transport=tcp") {
+                    return bad(format!(
+                        "ICE server URL {url}: the webrtc stack supports TURN over UDP only \
+                         (no turns: and no ?transport=tcp)"
+                    ));
+                }
                 let turn = url.starts_with("turn:") || url.starts_with("turns:");
                 if !(turn || url.starts_with("stun:") || url.starts_with("stuns:")) {
                     return bad(format!("ICE server URL {url:?} is not stun: or turn:"));

@@ -139,6 +139,9 @@ pub struct Connection {
     state: watch::Receiver<RTCPeerConnectionState>,
     peer_bye: watch::Receiver<bool>,
     closing: AtomicBool,
+    /// `pc.close()` has returned.
+    pc_closed: AtomicBool,
+    runtime: tokio::runtime::Handle,
     signaling: mpsc::Sender<()>,
     signaling_task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -290,20 +293,23 @@ impl Connection {
             tokio::select! {
                 biased;
                 event = self.dc.poll() => match event {
-                    Some(DataChannelEvent::OnMessage(m)) => {
-                        let data = m.data.freeze();
-                        return Ok(Some(if m.is_string {
-                            Incoming::Text(data)
-                        } else {
-                            Incoming::Binary(data)
-                        }));
-                    }
-                    Some(DataChannelEvent::OnClose) | None => {
+                    Some(DataChannelEvent::OnMessage(m)) => return Ok(Some(incoming(m))),
+                    Some(DataChannelEvent::OnClose) => {
                         return if self.closing.load(Ordering::Acquire) {
                             Err(Error::Closed)
                         } else {
                             Ok(None)
                         };
+                    }
+                    // The stack's driver stopped without a state change.
+                    None => {
+                        return Err(if self.closing.load(Ordering::Acquire) {
+                            Error::Closed
+                        } else {
+                            Error::PeerGone {
+                                reason: "the connection's driver stopped".into(),
+                            }
+                        });
                     }
                     Some(_) => {}
                 },
@@ -314,7 +320,25 @@ impl Connection {
                         Err(Error::PeerGone { reason })
                     };
                 }
-                Ok(_) = bye.wait_for(|b| *b) => return Ok(None),
+                true = async { bye.wait_for(|b| *b).await.is_ok() } => {
+                    // The peer said bye. It closes its channel after its
+                    // data, so drain briefly in case the bye overtook them.
+                    return match tokio::time::timeout(BYE_GRACE, self.next_message()).await {
+                        Ok(Some(message)) => Ok(Some(message)),
+                        Ok(None) | Err(_) => Ok(None),
+                    };
+                }
+            }
+        }
+    }
+
+    /// The next message, or `None` when the channel ends.
+    async fn next_message(&self) -> Option<Incoming> {
+        loop {
+            match self.dc.poll().await {
+                Some(DataChannelEvent::OnMessage(m)) => return Some(incoming(m)),
+                Some(DataChannelEvent::OnClose) | None => return None,
+                Some(_) => {}
             }
         }
     }
@@ -355,15 +379,35 @@ impl Connection {
         stats
     }
 
-    /// Close gracefully: say bye over signaling, close the channel and the
-    /// peer connection. The peer sees a clean end. Bounded (about 3 s at
-    /// most); calling it twice is harmless.
+    /// Close gracefully: let queued messages go out, close the channel (the
+    /// peer sees a clean end after the last message), say bye over
+    /// signaling, and close the peer connection. Bounded (about 4 s at
+    /// most); calling it twice is harmless, and cancelling it still closes
+    /// the connection (in the background).
     pub async fn close(&self) {
         if self.closing.swap(true, Ordering::AcqRel) {
             return;
         }
-        // Bye first, so the peer learns at once even if data-channel close
-        // takes a moment; the signaling task bounds it.
+        // 1. Let what was sent drain, unless the peer is gone.
+        let draining = Instant::now();
+        while draining.elapsed() < Duration::from_secs(1)
+            && *self.state.borrow() == RTCPeerConnectionState::Connected
+            && self.dc.outstanding_bytes().await.unwrap_or(0) > 0
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // 2. Close the channel, and give the close a moment to go out.
+        let _ = tokio::time::timeout(Duration::from_millis(500), self.dc.close()).await;
+        let closing = Instant::now();
+        while closing.elapsed() < Duration::from_millis(300)
+            && !matches!(
+                self.dc.ready_state().await,
+                Ok(webrtc::data_channel::RTCDataChannelState::Closed) | Err(_)
+            )
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // 3. Bye over signaling (the signaling task bounds it).
         let _ = self.signaling.try_send(());
         let task = self
             .signaling_task
@@ -373,20 +417,57 @@ impl Connection {
         if let Some(task) = task {
             let _ = tokio::time::timeout(Duration::from_secs(1), task).await;
         }
-        let _ = tokio::time::timeout(Duration::from_millis(500), self.dc.close()).await;
+        // 4. The peer connection.
         let _ = tokio::time::timeout(Duration::from_secs(1), self.pc.close()).await;
+        self.pc_closed.store(true, Ordering::Release);
     }
 }
 
+fn incoming(m: webrtc::data_channel::RTCDataChannelMessage) -> Incoming {
+    let data = m.data.freeze();
+    if m.is_string {
+        Incoming::Text(data)
+    } else {
+        Incoming::Binary(data)
+    }
+}
+
+/// How long `recv` keeps reading after the peer's bye.
+const BYE_GRACE: Duration = Duration::from_millis(300);
+
 impl Drop for Connection {
     fn drop(&mut self) {
-        if self.closing.swap(true, Ordering::AcqRel) {
+        if self.pc_closed.load(Ordering::Acquire) {
             return;
         }
+        // Not closed (or a close was cancelled): the stack's driver would
+        // run on with its sockets, so close it in the background.
+        self.closing.store(true, Ordering::Release);
         let _ = self.signaling.try_send(());
         let pc = Arc::clone(&self.pc);
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            handle.spawn(async move {
+        self.runtime.spawn(async move {
+            let _ = tokio::time::timeout(Duration::from_secs(1), pc.close()).await;
+        });
+    }
+}
+
+/// Closes a peer connection that set-up did not hand over (set-up failed or
+/// its future was dropped), so that its driver and sockets do not live on.
+struct PcGuard {
+    pc: Option<Arc<dyn PeerConnection>>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl PcGuard {
+    fn defuse(&mut self) {
+        self.pc = None;
+    }
+}
+
+impl Drop for PcGuard {
+    fn drop(&mut self) {
+        if let Some(pc) = self.pc.take() {
+            self.runtime.spawn(async move {
                 let _ = tokio::time::timeout(Duration::from_secs(1), pc.close()).await;
             });
         }
@@ -457,6 +538,8 @@ struct Handshake<'a> {
     ice: watch::Receiver<RTCIceConnectionState>,
     phase: Phase,
     dc: Option<Arc<dyn DataChannel>>,
+    /// Signaling is still worth reading.
+    signaling_open: bool,
     remote_set: bool,
     local_sent: bool,
     gathering_complete: bool,
@@ -549,18 +632,18 @@ impl Handshake<'_> {
             return Ok(());
         };
         let want = sdp::normalize_fingerprint(expected);
-        let found = sdp::fingerprints(remote_sdp);
-        if found.contains(&want) {
-            Ok(())
-        } else {
-            Err(Error::FingerprintMismatch {
-                expected: want,
-                found: if found.is_empty() {
-                    "none".into()
-                } else {
-                    found.join(", ")
-                },
-            })
+        sdp::check_fingerprint(remote_sdp, &want).map_err(|found| Error::FingerprintMismatch {
+            expected: want,
+            found,
+        })
+    }
+
+    fn check_data_section(remote_sdp: &str) -> Result<()> {
+        match sdp::data_section_problem(remote_sdp) {
+            None => Ok(()),
+            Some(problem) => Err(Error::Sdp {
+                reason: format!("the peer's description cannot carry a data channel: {problem}"),
+            }),
         }
     }
 
@@ -605,9 +688,10 @@ impl Handshake<'_> {
                     });
                 }
                 self.check_fingerprint(&sdp)?;
-                let offer = RTCSessionDescription::offer(sdp).map_err(|e| Error::Sdp {
+                let offer = RTCSessionDescription::offer(sdp.clone()).map_err(|e| Error::Sdp {
                     reason: format!("the offer does not parse: {e}"),
                 })?;
+                Self::check_data_section(&sdp)?;
                 self.apply_remote(offer).await?;
                 let answer = self.pc.create_answer(None).await.map_err(|e| Error::Sdp {
                     reason: format!("cannot answer this offer: {e}"),
@@ -637,9 +721,11 @@ impl Handshake<'_> {
                     });
                 }
                 self.check_fingerprint(&sdp)?;
-                let answer = RTCSessionDescription::answer(sdp).map_err(|e| Error::Sdp {
-                    reason: format!("the answer does not parse: {e}"),
-                })?;
+                let answer =
+                    RTCSessionDescription::answer(sdp.clone()).map_err(|e| Error::Sdp {
+                        reason: format!("the answer does not parse: {e}"),
+                    })?;
+                Self::check_data_section(&sdp)?;
                 self.apply_remote(answer).await?;
             }
             SignalMessage::Candidate {
@@ -721,14 +807,14 @@ impl Handshake<'_> {
                 self.phase = Phase::Sctp;
             }
             RTCPeerConnectionState::Failed => {
-                return Err(if self.phase == Phase::Dtls {
-                    Error::WebRtc {
-                        phase: Phase::Dtls,
-                        source: webrtc::error::Error::Other(
-                            "DTLS handshake failed (certificate or fingerprint refused?)".into(),
-                        ),
-                    }
-                } else {
+                let ice_failed = matches!(
+                    *self.ice.borrow(),
+                    RTCIceConnectionState::Failed
+                        | RTCIceConnectionState::Disconnected
+                        | RTCIceConnectionState::Checking
+                        | RTCIceConnectionState::New
+                );
+                return Err(if ice_failed && self.at_ice.is_none() {
                     let mut reason = "no candidate pair worked".to_owned();
                     if !self.candidate_errors.is_empty() {
                         reason.push_str(&format!(" ({})", self.candidate_errors.join("; ")));
@@ -736,6 +822,21 @@ impl Handshake<'_> {
                     Error::Ice {
                         reason,
                         servers: self.config.server_urls(),
+                    }
+                } else if self.at_connected.is_none() {
+                    Error::WebRtc {
+                        phase: Phase::Dtls,
+                        source: webrtc::error::Error::Other(
+                            "the DTLS handshake failed (certificate or fingerprint refused?)"
+                                .into(),
+                        ),
+                    }
+                } else {
+                    Error::WebRtc {
+                        phase: Phase::Sctp,
+                        source: webrtc::error::Error::Other(
+                            "the connection failed before the data channel opened".into(),
+                        ),
                     }
                 });
             }
@@ -795,11 +896,19 @@ impl Handshake<'_> {
                         self.on_event(event).await?;
                     }
                 }
-                message = self.sig.recv() => match message {
+                message = self.sig.recv(), if self.signaling_open => match message {
                     Ok(Some(m)) => self.on_signal(m).await?,
+                    // Once both descriptions are in, signaling has done its
+                    // part: a peer that says bye or drops it now (its side
+                    // may already be open) means no more candidates.
+                    Ok(None) if self.remote_set && self.local_sent => self.signaling_open = false,
                     Ok(None) => return Err(Error::SignalingEnded),
                     Err(e) if e.is_per_message() => {
                         tracing::warn!(error = %e, "ignoring a bad signaling message");
+                    }
+                    Err(e) if self.remote_set && self.local_sent => {
+                        tracing::debug!(error = %e, "signaling lost after the exchange; going on");
+                        self.signaling_open = false;
                     }
                     Err(e) => return Err(e.into()),
                 },
@@ -866,6 +975,9 @@ pub async fn connect(
 ) -> Result<Connection> {
     config.validate()?;
     let config = &config;
+    let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::InvalidConfig {
+        reason: "connect must run inside a tokio runtime".into(),
+    })?;
     let start = Instant::now();
     // validate() keeps the timeout sane; a value too large for the clock
     // is refused rather than wrapped.
@@ -905,6 +1017,10 @@ pub async fn connect(
         .await
         .map_err(Error::webrtc(Phase::Ice))?;
     let pc: Arc<dyn PeerConnection> = Arc::new(pc);
+    let mut guard = PcGuard {
+        pc: Some(Arc::clone(&pc)),
+        runtime: runtime.clone(),
+    };
 
     let mut hs = Handshake {
         config,
@@ -915,6 +1031,7 @@ pub async fn connect(
         ice,
         phase: Phase::Signaling,
         dc: None,
+        signaling_open: true,
         remote_set: false,
         local_sent: false,
         gathering_complete: false,
@@ -930,7 +1047,7 @@ pub async fn connect(
         at_connected: None,
     };
 
-    let result = async {
+    let setup = async {
         if config.role == Role::Offerer {
             let init = RTCDataChannelInit {
                 ordered: true,
@@ -955,14 +1072,25 @@ pub async fn connect(
             }
         }
         hs.run(deadline).await
-    }
-    .await;
+    };
+    // The deadline covers everything, signaling sends included.
+    let result = match tokio::time::timeout_at(deadline, setup).await {
+        Ok(result) => result,
+        Err(_) if hs.gathering_since.is_some() && hs.local_candidates == 0 => {
+            Err(hs.no_candidates())
+        }
+        Err(_) => Err(Error::HandshakeTimeout {
+            phase: hs.phase,
+            after: config.handshake_timeout,
+        }),
+    };
 
     let dc = match result {
         Ok(dc) => dc,
         Err(e) => {
             let _ = tokio::time::timeout(Duration::from_millis(800), hs.sig.close()).await;
             let _ = tokio::time::timeout(Duration::from_secs(1), pc.close()).await;
+            guard.defuse();
             return Err(e);
         }
     };
@@ -1006,6 +1134,7 @@ pub async fn connect(
     };
     tracing::debug!(?timings, ?info, "data channel open");
 
+    guard.defuse();
     let (close_tx, close_rx) = mpsc::channel(1);
     let (bye_tx, peer_bye) = watch::channel(false);
     let task = tokio::spawn(signaling_after_open(
@@ -1022,6 +1151,8 @@ pub async fn connect(
         state: hs.state,
         peer_bye,
         closing: AtomicBool::new(false),
+        pc_closed: AtomicBool::new(false),
+        runtime,
         signaling: close_tx,
         signaling_task: std::sync::Mutex::new(Some(task)),
     })
