@@ -114,6 +114,9 @@ pub struct PeerConfig {
     pub bind: Vec<SocketAddr>,
     /// Bytes the channel may hold unsent before `send` waits. Default 4 MiB.
     pub send_buffer_limit: usize,
+    /// How long one send may wait for room in the send buffer (a peer that
+    /// is alive but reads nothing). Default 30 s.
+    pub send_timeout: Duration,
     /// UDP socket buffer size to ask the kernel for, both directions.
     /// Default 4 MiB (the kernel caps it at `net.core.rmem_max`). Small
     /// buffers drop bursts, and each drop can stall the stack's SCTP for its
@@ -142,6 +145,7 @@ impl PeerConfig {
             ],
             send_buffer_limit: 4 * 1024 * 1024,
             udp_buffer_size: 4 * 1024 * 1024,
+            send_timeout: Duration::from_secs(30),
         }
     }
 
@@ -224,6 +228,13 @@ impl PeerConfig {
         self
     }
 
+    /// Set [`PeerConfig::send_timeout`].
+    #[must_use]
+    pub fn with_send_timeout(mut self, timeout: Duration) -> Self {
+        self.send_timeout = timeout;
+        self
+    }
+
     /// Set [`PeerConfig::udp_buffer_size`].
     #[must_use]
     pub fn with_udp_buffer_size(mut self, bytes: usize) -> Self {
@@ -245,7 +256,10 @@ impl PeerConfig {
         if self.send_buffer_limit == 0 {
             return bad("send_buffer_limit must be at least 1".into());
         }
-        if self.handshake_timeout.is_zero() || self.dead_peer_timeout.is_zero() {
+        if self.handshake_timeout.is_zero()
+            || self.dead_peer_timeout.is_zero()
+            || self.send_timeout.is_zero()
+        {
             return bad("timeouts must be positive".into());
         }
         if self.dead_peer_timeout < Duration::from_millis(500) {

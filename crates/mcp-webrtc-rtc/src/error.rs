@@ -69,7 +69,7 @@ pub enum Error {
         servers: Vec<String>,
     },
     /// Gathering produced no local candidate at all.
-    #[error("ICE gathered no {what} candidates (policy {policy}); ICE servers tried: {}; check the TURN credentials and that the servers are reachable", servers_list(.servers))]
+    #[error("ICE gathered no {what} candidates (policy {policy}); ICE servers tried: {}{}; check the TURN credentials and that the servers are reachable", servers_list(.servers), errors_list(.errors))]
     NoCandidates {
         /// "relay" or "local".
         what: &'static str,
@@ -77,6 +77,15 @@ pub enum Error {
         policy: &'static str,
         /// The configured ICE server URLs.
         servers: Vec<String>,
+        /// What the ICE servers answered, if anything.
+        errors: Vec<String>,
+    },
+    /// A send waited longer than `PeerConfig::send_timeout` for room: the
+    /// peer is alive but not reading.
+    #[error("send timed out after {after:?}: the peer is not reading")]
+    SendTimeout {
+        /// The timeout.
+        after: Duration,
     },
     /// The peer's DTLS certificate fingerprint is not the one expected.
     #[error("DTLS: remote fingerprint mismatch: expected {expected}, the peer offered {found}")]
@@ -128,6 +137,14 @@ pub enum Error {
     },
 }
 
+fn errors_list(errors: &[String]) -> String {
+    if errors.is_empty() {
+        String::new()
+    } else {
+        format!(" (they answered: {})", errors.join("; "))
+    }
+}
+
 fn servers_list(servers: &[String]) -> String {
     if servers.is_empty() {
         "none configured".to_owned()
@@ -148,7 +165,7 @@ impl Error {
             Error::Ice { .. } | Error::NoCandidates { .. } => Phase::Ice,
             Error::FingerprintMismatch { .. } => Phase::Dtls,
             Error::HandshakeTimeout { phase, .. } | Error::WebRtc { phase, .. } => *phase,
-            Error::MessageTooLarge { .. } => Phase::DataChannel,
+            Error::MessageTooLarge { .. } | Error::SendTimeout { .. } => Phase::DataChannel,
             Error::PeerGone { .. } | Error::Closed | Error::InvalidConfig { .. } => return None,
         })
     }

@@ -139,6 +139,7 @@ pub struct Connection {
     state: watch::Receiver<RTCPeerConnectionState>,
     peer_bye: watch::Receiver<bool>,
     closing: AtomicBool,
+    send_timeout: Duration,
     /// `pc.close()` has returned.
     pc_closed: AtomicBool,
     runtime: tokio::runtime::Handle,
@@ -191,6 +192,11 @@ impl Connection {
         if self.closing.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
+        if *self.peer_bye.borrow() {
+            return Err(Error::PeerGone {
+                reason: "the peer said bye".into(),
+            });
+        }
         if *self.state.borrow() == RTCPeerConnectionState::Failed {
             return Err(Error::PeerGone {
                 reason: "the peer stopped answering (ICE failed)".into(),
@@ -242,6 +248,7 @@ impl Connection {
         tokio::select! {
             r = self.dc.send_text(text) => r.map_err(|e| self.map_send_error(e, text.len())),
             reason = gone(self.state.clone()) => Err(Error::PeerGone { reason }),
+            () = tokio::time::sleep(self.send_timeout) => Err(Error::SendTimeout { after: self.send_timeout }),
         }
     }
 
@@ -256,6 +263,7 @@ impl Connection {
         tokio::select! {
             r = self.dc.send(data) => r.map_err(|e| self.map_send_error(e, size)),
             reason = gone(self.state.clone()) => Err(Error::PeerGone { reason }),
+            () = tokio::time::sleep(self.send_timeout) => Err(Error::SendTimeout { after: self.send_timeout }),
         }
     }
 
@@ -612,10 +620,6 @@ impl Handshake<'_> {
     }
 
     fn no_candidates(&self) -> Error {
-        let mut servers = self.config.server_urls();
-        if !self.candidate_errors.is_empty() {
-            servers.push(format!("errors: {}", self.candidate_errors.join("; ")));
-        }
         Error::NoCandidates {
             what: if self.config.ice_policy == IcePolicy::Relay {
                 "relay"
@@ -623,7 +627,8 @@ impl Handshake<'_> {
                 "local"
             },
             policy: self.config.ice_policy.name(),
-            servers,
+            servers: self.config.server_urls(),
+            errors: self.candidate_errors.clone(),
         }
     }
 
@@ -1151,6 +1156,7 @@ pub async fn connect(
         state: hs.state,
         peer_bye,
         closing: AtomicBool::new(false),
+        send_timeout: config.send_timeout,
         pc_closed: AtomicBool::new(false),
         runtime,
         signaling: close_tx,

@@ -310,7 +310,12 @@ async fn a_silent_peer_hits_the_handshake_timeout() {
         ),
         "{e}"
     );
-    assert!(start.elapsed() < Duration::from_secs(2));
+    // The deadline holds (with room for teardown on a loaded machine).
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -524,7 +529,7 @@ async fn child_peer_process() {
         .await
         .unwrap();
     conn.send_text("child ready").await.unwrap();
-    tokio::time::sleep(Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_secs(30)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -577,4 +582,38 @@ async fn a_killed_peer_is_detected_within_the_dead_peer_timeout() {
         Err(Error::PeerGone { .. })
     ));
     conn.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_reads_nothing_makes_sends_time_out() {
+    let (a, b) = MemorySignaling::pair();
+    let (x, y) = tokio::time::timeout(T, async {
+        tokio::join!(
+            connect(
+                loopback(PeerConfig::offerer())
+                    .with_send_buffer_limit(256 * 1024)
+                    .with_send_timeout(Duration::from_millis(500)),
+                a
+            ),
+            connect(loopback(PeerConfig::answerer()), b)
+        )
+    })
+    .await
+    .unwrap();
+    let (writer, _never_reads) = (x.unwrap(), y.unwrap());
+    let payload = vec![0u8; 64 * 1024];
+    let mut outcome = None;
+    // Bounded: the stack takes in at most its 256-event queue and SCTP
+    // window before the send buffer fills.
+    for _ in 0..10_000 {
+        if let Err(e) = writer.send_binary(BytesMut::from(&payload[..])).await {
+            outcome = Some(e);
+            break;
+        }
+    }
+    assert!(
+        matches!(outcome, Some(Error::SendTimeout { .. })),
+        "{outcome:?}"
+    );
+    writer.close().await;
 }
