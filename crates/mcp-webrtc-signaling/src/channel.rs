@@ -96,17 +96,8 @@ where
             if self.state != StreamState::Open || self.closed {
                 return Ok(None);
             }
-            match self.stream.next().await {
-                Some(SignalMessage::Bye) => {
-                    self.state = StreamState::Ended;
-                    Ok(None)
-                }
-                Some(message) => Ok(Some(message)),
-                None => {
-                    self.state = StreamState::Failed;
-                    Err(Error::PeerClosed)
-                }
-            }
+            let read = self.stream.next().await;
+            self.state.deliver(read)
         })
     }
 
@@ -185,22 +176,14 @@ where
             if self.state != StreamState::Open || self.closed {
                 return Ok(None);
             }
-            match self.stream.next().await {
-                Some(text) => match self
-                    .dialect
-                    .decode(text.as_bytes(), self.options.max_message_size)?
-                {
-                    SignalMessage::Bye => {
-                        self.state = StreamState::Ended;
-                        Ok(None)
-                    }
-                    message => Ok(Some(message)),
-                },
-                None => {
-                    self.state = StreamState::Failed;
-                    Err(Error::PeerClosed)
-                }
-            }
+            let read = match self.stream.next().await {
+                Some(text) => Some(
+                    self.dialect
+                        .decode(text.as_bytes(), self.options.max_message_size)?,
+                ),
+                None => None,
+            };
+            self.state.deliver(read)
         })
     }
 

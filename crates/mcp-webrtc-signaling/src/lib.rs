@@ -161,6 +161,50 @@ pub(crate) enum StreamState {
     Failed,
 }
 
+impl StreamState {
+    /// What `recv` returns for what was read from the peer: a message
+    /// (`None` when its stream ended). A bye ends the stream cleanly; an end
+    /// without one is [`Error::PeerClosed`], reported once.
+    pub(crate) fn deliver(&mut self, read: Option<SignalMessage>) -> Result<Option<SignalMessage>> {
+        match read {
+            Some(SignalMessage::Bye) => {
+                *self = StreamState::Ended;
+                Ok(None)
+            }
+            Some(message) => Ok(Some(message)),
+            None => {
+                *self = StreamState::Failed;
+                Err(Error::PeerClosed)
+            }
+        }
+    }
+}
+
+/// Write all of `bytes` and flush, within `timeout`. On any failure
+/// `broken` is set: part of the bytes may be out, so nothing more may be
+/// written after them.
+pub(crate) async fn write_bounded<W: tokio::io::AsyncWrite + Unpin>(
+    writer: &mut W,
+    bytes: &[u8],
+    timeout: Duration,
+    operation: impl FnOnce() -> String,
+    broken: &mut bool,
+) -> Result<()> {
+    use tokio::io::AsyncWriteExt;
+    if *broken {
+        return Err(Error::Closed);
+    }
+    let result = deadline(timeout, operation, async {
+        writer.write_all(bytes).await.map_err(Error::io("write"))?;
+        writer.flush().await.map_err(Error::io("flush"))
+    })
+    .await;
+    if result.is_err() {
+        *broken = true;
+    }
+    result
+}
+
 /// Run `fut` with a deadline, naming the operation in the timeout error.
 pub(crate) async fn deadline<T>(
     after: Duration,

@@ -5,7 +5,9 @@ use bytes::{Buf, BytesMut};
 use futures::future::BoxFuture;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 
-use crate::{Dialect, Error, Options, Result, SignalMessage, Signaling, StreamState, deadline};
+use crate::{
+    Dialect, Error, Options, Result, SignalMessage, Signaling, StreamState, deadline, write_bounded,
+};
 
 /// A bounded, cancel-safe line reader.
 #[derive(Debug)]
@@ -126,9 +128,6 @@ impl<S: AsyncRead + AsyncWrite + Send + 'static> LineSignaling<S> {
     }
 
     async fn write_line(&mut self, message: &SignalMessage) -> Result<()> {
-        if self.broken {
-            return Err(Error::Closed);
-        }
         let mut line = self.dialect.encode(message)?;
         if line.len() > self.options.max_message_size {
             return Err(Error::MessageTooLarge {
@@ -137,24 +136,16 @@ impl<S: AsyncRead + AsyncWrite + Send + 'static> LineSignaling<S> {
             });
         }
         line.push('\n');
-        let writer = &mut self.writer;
-        let result = deadline(
+        let kind = message.type_name();
+        write_bounded(
+            &mut self.writer,
+            line.as_bytes(),
             self.options.io_timeout,
-            || format!("send of a {} message", message.type_name()),
-            async move {
-                writer
-                    .write_all(line.as_bytes())
-                    .await
-                    .map_err(Error::io("write"))?;
-                writer.flush().await.map_err(Error::io("flush"))
-            },
+            || format!("send of a {kind} message"),
+            &mut self.broken,
         )
-        .await;
-        if result.is_err() {
-            // Part of the line may be out: anything more would corrupt it.
-            self.broken = true;
-        }
-        result.map_err(peer_closed_if_reset)
+        .await
+        .map_err(peer_closed_if_reset)
     }
 
     async fn recv_inner(&mut self) -> Result<Option<SignalMessage>> {
@@ -171,18 +162,10 @@ impl<S: AsyncRead + AsyncWrite + Send + 'static> LineSignaling<S> {
                     if line.iter().all(u8::is_ascii_whitespace) {
                         continue;
                     }
-                    match self.dialect.decode(&line, self.options.max_message_size)? {
-                        SignalMessage::Bye => {
-                            self.state = StreamState::Ended;
-                            return Ok(None);
-                        }
-                        message => return Ok(Some(message)),
-                    }
+                    let message = self.dialect.decode(&line, self.options.max_message_size)?;
+                    return self.state.deliver(Some(message));
                 }
-                Ok(Line::Eof) => {
-                    self.state = StreamState::Failed;
-                    return Err(Error::PeerClosed);
-                }
+                Ok(Line::Eof) => return self.state.deliver(None),
                 Err(e @ Error::MessageTooLarge { .. }) => return Err(e),
                 Err(e) => {
                     self.state = StreamState::Failed;

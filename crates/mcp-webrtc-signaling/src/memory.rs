@@ -63,17 +63,8 @@ impl Signaling for MemorySignaling {
                 return Ok(None);
             }
             // mpsc::Receiver::recv is cancel-safe.
-            match self.rx.recv().await {
-                Some(SignalMessage::Bye) => {
-                    self.state = StreamState::Ended;
-                    Ok(None)
-                }
-                Some(message) => Ok(Some(message)),
-                None => {
-                    self.state = StreamState::Failed;
-                    Err(Error::PeerClosed)
-                }
-            }
+            let read = self.rx.recv().await;
+            self.state.deliver(read)
         })
     }
 

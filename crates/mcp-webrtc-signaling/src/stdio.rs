@@ -4,10 +4,12 @@
 //! incoming one is read as a line the user pastes.
 
 use futures::future::BoxFuture;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::lines::{Line, LineReader};
-use crate::{Dialect, Error, Options, Result, SignalMessage, Signaling, StreamState, deadline};
+use crate::{
+    Dialect, Error, Options, Result, SignalMessage, Signaling, StreamState, write_bounded,
+};
 
 const SEND_PROMPT: &str = "-- Please send this message to the remote party --\n";
 const RECV_PROMPT: &str = "-- Please enter a message from remote party --\n";
@@ -57,26 +59,14 @@ where
     }
 
     async fn write(&mut self, text: String) -> Result<()> {
-        if self.broken {
-            return Err(Error::Closed);
-        }
-        let writer = &mut self.writer;
-        let result = deadline(
+        write_bounded(
+            &mut self.writer,
+            text.as_bytes(),
             self.options.io_timeout,
             || "write to terminal".into(),
-            async move {
-                writer
-                    .write_all(text.as_bytes())
-                    .await
-                    .map_err(Error::io("write"))?;
-                writer.flush().await.map_err(Error::io("flush"))
-            },
+            &mut self.broken,
         )
-        .await;
-        if result.is_err() {
-            self.broken = true;
-        }
-        result
+        .await
     }
 
     async fn send_message(&mut self, message: &SignalMessage) -> Result<()> {
@@ -122,18 +112,11 @@ where
                     Line::Line(line) if line.iter().all(u8::is_ascii_whitespace) => {}
                     Line::Line(line) => {
                         self.prompted = false;
-                        return match Dialect::Aiortc.decode(&line, self.options.max_message_size)? {
-                            SignalMessage::Bye => {
-                                self.state = StreamState::Ended;
-                                Ok(None)
-                            }
-                            message => Ok(Some(message)),
-                        };
+                        let message =
+                            Dialect::Aiortc.decode(&line, self.options.max_message_size)?;
+                        return self.state.deliver(Some(message));
                     }
-                    Line::Eof => {
-                        self.state = StreamState::Failed;
-                        return Err(Error::PeerClosed);
-                    }
+                    Line::Eof => return self.state.deliver(None),
                 }
             }
         })

@@ -183,13 +183,9 @@ impl WebSocketSignaling {
             // so dropping this future loses nothing.
             match self.ws.next().await {
                 Some(Ok(Message::Text(text))) => {
-                    match Dialect::W3c.decode(text.as_bytes(), self.options.max_message_size)? {
-                        SignalMessage::Bye => {
-                            self.state = StreamState::Ended;
-                            return Ok(None);
-                        }
-                        message => return Ok(Some(message)),
-                    }
+                    let message =
+                        Dialect::W3c.decode(text.as_bytes(), self.options.max_message_size)?;
+                    return self.state.deliver(Some(message));
                 }
                 Some(Ok(Message::Binary(data))) => {
                     return Err(Error::WrongFieldType {
