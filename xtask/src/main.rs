@@ -88,7 +88,38 @@ const TEST_FEATURES: &str = "mcp-webrtc-signaling/websocket,mcp-webrtc-signaling
 /// Examples run as smoke tests.
 const EXAMPLES: &[&str] = &["chunking_demo", "custom_signaling", "peer_channel"];
 
+/// Make sure a program the tests need is on the machine: install its Debian
+/// package when running as root (as CI does), or say how.
+fn require_program(program: &str, package: &str) -> Result<(), String> {
+    let present = Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if present {
+        return Ok(());
+    }
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0"));
+    if !root {
+        return Err(format!(
+            "the tests need `{program}`: install it with `apt-get install {package}`"
+        ));
+    }
+    let mut update = Command::new("apt-get");
+    update.arg("update");
+    step("apt-get update", update)?;
+    let mut install = Command::new("apt-get");
+    install
+        .args(["install", "-y", "--no-install-recommends", package])
+        .env("DEBIAN_FRONTEND", "noninteractive");
+    step(&format!("apt-get install {package}"), install)
+}
+
 fn ci() -> Result<(), String> {
+    require_program("turnserver", "coturn")?;
+
     let mut fmt = cargo();
     fmt.args(["fmt", "--all", "--", "--check"]);
     step("cargo fmt --check", fmt)?;

@@ -1,0 +1,143 @@
+//! TURN against a real coturn server on 127.0.0.1: a wrong credential fails
+//! with an error that names the server, and a relay-only connection works.
+//!
+//! Needs `turnserver` (Debian's `coturn`); `.ci/run` and `cargo xtask ci`
+//! install it.
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::arithmetic_side_effects
+)]
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::time::Duration;
+
+use mcp_webrtc_rtc::{Error, IcePolicy, IceServer, Incoming, PeerConfig, Phase, connect};
+use mcp_webrtc_signaling::MemorySignaling;
+use tokio::process::{Child, Command};
+
+const T: Duration = Duration::from_secs(30);
+
+/// A coturn on 127.0.0.1 with user `mcp`, password `mcp-secret`, relaying on
+/// 127.0.0.1 only. Killed when dropped.
+struct Turn {
+    _child: Child,
+    url: String,
+}
+
+async fn turn() -> Turn {
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = std::env::temp_dir();
+    let child = Command::new("turnserver")
+        .args(["-c", "/dev/null", "-n", "--no-cli", "--no-tls", "--no-dtls"])
+        .args(["--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1"])
+        .arg(format!("--listening-port={port}"))
+        .args([
+            "--realm=mcp.test",
+            "--lt-cred-mech",
+            "--user=mcp:mcp-secret",
+        ])
+        .args([
+            "--fingerprint",
+            "--allow-loopback-peers",
+            "--no-multicast-peers",
+        ])
+        .args(["--simple-log", "--log-file=stdout"])
+        .arg(format!(
+            "--pidfile={}",
+            dir.join(format!("turn-{port}.pid")).display()
+        ))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot start turnserver ({e}): install coturn (`apt-get install coturn`)")
+        });
+    // Wait (bounded) until it answers on its UDP port.
+    let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    probe
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    // A STUN binding request: type 0x0001, length 0, magic cookie, id.
+    let mut request = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42];
+    request.extend_from_slice(&[7u8; 12]);
+    let mut ready = false;
+    for _ in 0..50 {
+        let _ = probe.send_to(&request, ("127.0.0.1", port));
+        let mut buf = [0u8; 512];
+        if probe.recv_from(&mut buf).is_ok() {
+            ready = true;
+            break;
+        }
+    }
+    assert!(ready, "turnserver did not answer on 127.0.0.1:{port}");
+    Turn {
+        _child: child,
+        url: format!("turn:127.0.0.1:{port}"),
+    }
+}
+
+fn relay_only(config: PeerConfig, url: &str, password: &str) -> PeerConfig {
+    config
+        .with_bind(vec![SocketAddr::from(([127, 0, 0, 1], 0))])
+        .with_ice_server(IceServer::turn(url, "mcp", password))
+        .with_ice_policy(IcePolicy::Relay)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_turn_credential_names_the_server() {
+    let turn = turn().await;
+    let (a, _b) = MemorySignaling::pair();
+    let e = tokio::time::timeout(
+        T,
+        connect(relay_only(PeerConfig::offerer(), &turn.url, "wrong"), a),
+    )
+    .await
+    .expect("fails, does not hang")
+    .unwrap_err();
+    let text = e.to_string();
+    assert!(
+        matches!(e, Error::NoCandidates { what: "relay", .. }),
+        "{text}"
+    );
+    assert!(text.contains(&turn.url), "{text}");
+    assert_eq!(e.phase(), Some(Phase::Ice));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_only_connection_works_through_turn() {
+    let turn = turn().await;
+    let (a, b) = MemorySignaling::pair();
+    let (x, y) = tokio::time::timeout(T, async {
+        tokio::join!(
+            connect(
+                relay_only(PeerConfig::offerer(), &turn.url, "mcp-secret"),
+                a
+            ),
+            connect(
+                relay_only(PeerConfig::answerer(), &turn.url, "mcp-secret"),
+                b
+            )
+        )
+    })
+    .await
+    .expect("set-up finishes");
+    let (server, client) = (x.unwrap(), y.unwrap());
+    server.send_text("through the relay").await.unwrap();
+    assert_eq!(
+        client.recv().await.unwrap(),
+        Some(Incoming::Text("through the relay".into()))
+    );
+    let pair = server.stats().await.selected_pair.unwrap_or_default();
+    assert!(pair.contains("relay"), "selected pair {pair}");
+    server.close().await;
+    client.close().await;
+}
