@@ -426,7 +426,7 @@ impl Connection {
             let _ = tokio::time::timeout(Duration::from_secs(1), task).await;
         }
         // 4. The peer connection.
-        let _ = tokio::time::timeout(Duration::from_secs(1), self.pc.close()).await;
+        close_pc(&self.pc).await;
         self.pc_closed.store(true, Ordering::Release);
     }
 }
@@ -453,11 +453,26 @@ impl Drop for Connection {
         self.closing.store(true, Ordering::Release);
         let _ = self.signaling.try_send(());
         let pc = Arc::clone(&self.pc);
-        self.runtime.spawn(async move {
-            let _ = tokio::time::timeout(Duration::from_secs(1), pc.close()).await;
-        });
+        self.runtime.spawn(async move { close_pc(&pc).await });
     }
 }
+
+/// Close a peer connection, bounded by [`PC_CLOSE_TIMEOUT`]. Its driver
+/// task (and with it the sockets) ends only through a close, so a failed
+/// close is logged rather than ignored silently.
+async fn close_pc(pc: &Arc<dyn PeerConnection>) {
+    match tokio::time::timeout(PC_CLOSE_TIMEOUT, pc.close()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "closing the peer connection failed"),
+        Err(_) => tracing::warn!(
+            after = ?PC_CLOSE_TIMEOUT,
+            "closing the peer connection timed out"
+        ),
+    }
+}
+
+/// How long closing a peer connection may take.
+const PC_CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Closes a peer connection that set-up did not hand over (set-up failed or
 /// its future was dropped), so that its driver and sockets do not live on.
@@ -475,9 +490,7 @@ impl PcGuard {
 impl Drop for PcGuard {
     fn drop(&mut self) {
         if let Some(pc) = self.pc.take() {
-            self.runtime.spawn(async move {
-                let _ = tokio::time::timeout(Duration::from_secs(1), pc.close()).await;
-            });
+            self.runtime.spawn(async move { close_pc(&pc).await });
         }
     }
 }
@@ -963,6 +976,31 @@ fn build_config(config: &PeerConfig) -> webrtc::peer_connection::RTCConfiguratio
         .build()
 }
 
+/// Build the peer connection on its own task. `build` spawns the driver
+/// (which owns the sockets) before it returns, and a driver ends only through
+/// `close`: were `connect` cancelled in the middle of `build`, the connection
+/// would be lost with its driver still running. On its own task the build
+/// always finishes, and a connection nobody is waiting for any more is closed.
+async fn build_pc(
+    builder: PeerConnectionBuilder<std::net::SocketAddr>,
+) -> Result<Arc<dyn PeerConnection>> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let built = builder
+            .build()
+            .await
+            .map(|pc| Arc::new(pc) as Arc<dyn PeerConnection>);
+        if let Err(Ok(pc)) = tx.send(built) {
+            close_pc(&pc).await;
+        }
+    });
+    match rx.await {
+        Ok(built) => built.map_err(Error::webrtc(Phase::Ice)),
+        // The build task was dropped: the runtime is shutting down.
+        Err(_) => Err(Error::Closed),
+    }
+}
+
 /// Set up a peer connection over `signaling` and open the data channel.
 ///
 /// The offerer creates the channel (label and protocol from the config); the
@@ -1009,7 +1047,7 @@ pub async fn connect(
         .with_prflx_acceptance_min_wait(Some(Duration::ZERO))
         .with_sctp_max_message_size(SctpMaxMessageSize::Bounded(config.max_message_size))
         .build();
-    let pc = PeerConnectionBuilder::new()
+    let builder = PeerConnectionBuilder::new()
         .with_configuration(build_config(config))
         .with_setting_engine(settings)
         .with_handler(handler)
@@ -1017,11 +1055,8 @@ pub async fn connect(
         .with_data_channel_send_buffer_limit(config.send_buffer_limit)
         .with_runtime(Arc::new(crate::runtime::TunedRuntime::new(
             config.udp_buffer_size,
-        )))
-        .build()
-        .await
-        .map_err(Error::webrtc(Phase::Ice))?;
-    let pc: Arc<dyn PeerConnection> = Arc::new(pc);
+        )));
+    let pc = build_pc(builder).await?;
     let mut guard = PcGuard {
         pc: Some(Arc::clone(&pc)),
         runtime: runtime.clone(),
@@ -1094,7 +1129,7 @@ pub async fn connect(
         Ok(dc) => dc,
         Err(e) => {
             let _ = tokio::time::timeout(Duration::from_millis(800), hs.sig.close()).await;
-            let _ = tokio::time::timeout(Duration::from_secs(1), pc.close()).await;
+            close_pc(&pc).await;
             guard.defuse();
             return Err(e);
         }
