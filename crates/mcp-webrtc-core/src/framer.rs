@@ -114,7 +114,11 @@ impl Config {
         }
     }
 
-    fn validate(&self) -> Result<()> {
+    /// Check that the limits are consistent ([`Framer::new`] does too).
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] naming the inconsistency.
+    pub fn validate(&self) -> Result<()> {
         let bad = |reason: String| Err(Error::InvalidConfig { reason });
         if self.max_message_size == 0 {
             return bad("max_message_size must be at least 1".into());

@@ -242,7 +242,12 @@ impl PeerConfig {
         self
     }
 
-    pub(crate) fn validate(&self) -> Result<()> {
+    /// Check the configuration ([`connect`](crate::connect) does too).
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) naming what is
+    /// wrong.
+    pub fn validate(&self) -> Result<()> {
         let bad = |reason: String| Err(Error::InvalidConfig { reason });
         if self.max_message_size == 0 || self.max_message_size > 262_144 {
             return bad(format!(

@@ -1,0 +1,53 @@
+//! The crate's single error type.
+
+/// Everything that can go wrong with an MCP-over-WebRTC transport.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Setting up the peer connection failed (signaling, SDP, ICE, DTLS,
+    /// SCTP or the data channel; the inner error names the phase).
+    #[error("connecting failed: {0}")]
+    Connect(#[source] mcp_webrtc_rtc::Error),
+    /// The transport's configuration is inconsistent.
+    #[error("invalid transport configuration: {reason}")]
+    InvalidConfig {
+        /// What is wrong.
+        reason: String,
+    },
+    /// An outbound message could not be encoded as JSON.
+    #[error("could not encode the outbound message: {0}")]
+    Encode(#[source] serde_json::Error),
+    /// An outbound request or notification is larger than the peer accepts.
+    /// (An oversize *response* is answered with a JSON-RPC error instead.)
+    #[error("{what} too large for this peer: {size} bytes > limit {limit}")]
+    MessageTooLarge {
+        /// "request" or "notification".
+        what: &'static str,
+        /// The encoded size.
+        size: u64,
+        /// The peer's limit.
+        limit: u64,
+    },
+    /// The framing layer refused an outbound message.
+    #[error("framing refused the message: {0}")]
+    Framing(#[source] mcp_webrtc_core::Error),
+    /// The peer went away: it stopped answering (dead-peer timeout) or its
+    /// side of the channel failed.
+    #[error("peer gone: {reason}")]
+    PeerGone {
+        /// What was observed.
+        reason: String,
+    },
+    /// The session ended: closed by us or, cleanly, by the peer.
+    #[error("the session is closed ({reason})")]
+    Closed {
+        /// Who closed it.
+        reason: String,
+    },
+    /// Sending on the data channel failed.
+    #[error("sending failed: {0}")]
+    Send(#[source] mcp_webrtc_rtc::Error),
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

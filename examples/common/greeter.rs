@@ -1,0 +1,138 @@
+//! The demo MCP server shared by the examples and the end-to-end tests: a
+//! greeter with a few tools, one of which returns results of any size.
+
+#![allow(dead_code)] // each includer uses a different part
+
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{CallToolResult, ContentBlock, ServerCapabilities, ServerConfig};
+use rmcp::{ErrorData, ServerHandler, schemars, tool, tool_handler, tool_router};
+use sha2::{Digest, Sha256};
+
+/// The largest result `blob` makes: 512 MiB.
+pub(crate) const MAX_BLOB: u64 = 512 * 1024 * 1024;
+
+/// The demo server.
+#[derive(Debug, Clone)]
+pub(crate) struct Greeter {
+    #[allow(dead_code)] // read by the #[tool_handler] macro
+    tool_router: ToolRouter<Greeter>,
+}
+
+impl Default for Greeter {
+    fn default() -> Self {
+        Greeter {
+            tool_router: Greeter::tool_router(),
+        }
+    }
+}
+
+/// Arguments of `greet`.
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+pub(crate) struct GreetArgs {
+    /// Who to greet.
+    pub(crate) name: String,
+}
+
+/// Arguments of `echo`.
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+pub(crate) struct EchoArgs {
+    /// Returned as is.
+    pub(crate) text: String,
+}
+
+/// Arguments of `blob`.
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+pub(crate) struct BlobArgs {
+    /// Size of the text result, in bytes.
+    pub(crate) bytes: u64,
+    /// Varies the content.
+    #[serde(default)]
+    pub(crate) seed: u64,
+}
+
+/// Arguments of `sleep`.
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+pub(crate) struct SleepArgs {
+    /// How long, in milliseconds (at most 600000).
+    pub(crate) ms: u64,
+}
+
+#[tool_router]
+impl Greeter {
+    /// Say hello.
+    #[tool(description = "Greet someone by name")]
+    async fn greet(&self, Parameters(GreetArgs { name }): Parameters<GreetArgs>) -> String {
+        format!("Hello, {name}!")
+    }
+
+    /// Return the text.
+    #[tool(description = "Return the text unchanged")]
+    async fn echo(&self, Parameters(EchoArgs { text }): Parameters<EchoArgs>) -> String {
+        text
+    }
+
+    /// A deterministic text of the given size, and its SHA-256.
+    #[tool(description = "Return `bytes` bytes of text, then its SHA-256 as `sha256:<hex>`")]
+    async fn blob(
+        &self,
+        Parameters(BlobArgs { bytes, seed }): Parameters<BlobArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
+        if bytes > MAX_BLOB {
+            return Err(ErrorData::invalid_params(
+                format!("bytes must be at most {MAX_BLOB}"),
+                None,
+            ));
+        }
+        let text = blob(usize::try_from(bytes).unwrap_or(usize::MAX), seed);
+        let hash = sha256_hex(text.as_bytes());
+        Ok(CallToolResult::success(vec![
+            ContentBlock::text(text),
+            ContentBlock::text(format!("sha256:{hash}")),
+        ]))
+    }
+
+    /// Wait, then answer.
+    #[tool(description = "Wait `ms` milliseconds, then answer")]
+    async fn sleep(&self, Parameters(SleepArgs { ms }): Parameters<SleepArgs>) -> String {
+        tokio::time::sleep(std::time::Duration::from_millis(ms.min(600_000))).await;
+        format!("slept {ms} ms")
+    }
+}
+
+#[tool_handler]
+impl ServerHandler for Greeter {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_instructions("A greeter over WebRTC: greet, echo, blob, sleep.")
+    }
+}
+
+/// `bytes` bytes of printable ASCII, varying with `seed`.
+#[must_use]
+pub(crate) fn blob(bytes: usize, seed: u64) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let start = usize::try_from(seed % 64).unwrap_or(0);
+    let pattern: Vec<u8> = ALPHABET
+        .iter()
+        .cycle()
+        .skip(start)
+        .take(4096)
+        .copied()
+        .collect();
+    let mut out = Vec::with_capacity(bytes);
+    while out.len() < bytes {
+        let n = (bytes - out.len()).min(pattern.len());
+        out.extend_from_slice(&pattern[..n]);
+    }
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Lower-case hex SHA-256.
+#[must_use]
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
