@@ -6,18 +6,24 @@
 //! WebRTC offer, answer and candidates travel inside the agents' own
 //! envelopes, next to whatever else the link carries.
 //!
+//! Over that signaling, an MCP server and client set up a real data channel
+//! and the client calls a tool.
+//!
 //! Run it with `cargo run --example custom_signaling`.
-#![allow(
-    clippy::print_stdout,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
+#![allow(clippy::print_stdout)]
+
+#[path = "common/greeter.rs"]
+mod greeter;
+
+use std::error::Error;
+use std::net::SocketAddr;
 
 use futures::{SinkExt, StreamExt, future};
-use mcp_webrtc::signaling::{
-    Dialect, Error, LineChannelSignaling, Options, SignalMessage, Signaling,
-};
+use greeter::Greeter;
+use mcp_webrtc::WebRtcTransport;
+use mcp_webrtc::rmcp::ServiceExt;
+use mcp_webrtc::rmcp::model::CallToolRequestParams;
+use mcp_webrtc::signaling::{Dialect, LineChannelSignaling, Options, Signaling};
 
 /// One end of the agents' link: it carries envelopes like
 /// `{"kind": "...", "payload": ...}`.
@@ -60,35 +66,40 @@ fn signaling_over(link: Link) -> impl Signaling {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
+async fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
     let (server_link, client_link) = link();
-    let mut server = signaling_over(server_link);
-    let mut client = signaling_over(client_link);
+    // Both agents run in this process here: loopback is all they need.
+    let loopback = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
 
     // The MCP server offers (as in the Python package); the client answers.
-    server
-        .send(SignalMessage::Offer(
-            "v=0\r\n(the server's SDP offer)\r\n".into(),
-        ))
+    let server = tokio::spawn({
+        let builder = WebRtcTransport::builder().bind(loopback.clone());
+        async move {
+            let transport = builder.server(signaling_over(server_link)).await?;
+            let running = Greeter::default().serve(transport).await?;
+            Ok::<_, Box<dyn Error + Send + Sync>>(running.waiting().await?)
+        }
+    });
+    let transport = WebRtcTransport::builder()
+        .bind(loopback)
+        .client(signaling_over(client_link))
         .await?;
-    let Some(SignalMessage::Offer(sdp)) = client.recv().await? else {
-        panic!("expected an offer");
-    };
-    println!(
-        "client got the offer over the agents' link: {:?}",
-        sdp.lines().nth(1)
-    );
-    client
-        .send(SignalMessage::Answer(
-            "v=0\r\n(the client's SDP answer)\r\n".into(),
-        ))
+    println!("data channel open: signaling went over the agents' link");
+    let client = ().serve(transport).await?;
+
+    let mut arguments = serde_json::Map::new();
+    arguments.insert("name".into(), "agent".into());
+    let result = client
+        .call_tool(CallToolRequestParams::new("greet").with_arguments(arguments))
         .await?;
-    client.send(SignalMessage::EndOfCandidates).await?;
-    let answer = server.recv().await?;
-    let end = server.recv().await?;
-    println!("server got {answer:?} and {end:?}");
-    server.close().await?;
-    assert_eq!(client.recv().await?, None, "bye ends the client's stream");
-    println!("signaling done; the data channel would now carry MCP peer to peer");
+    let text = result
+        .content
+        .first()
+        .and_then(|c| c.as_text())
+        .map(|t| t.text.clone())
+        .ok_or("greet returned no text")?;
+    println!("greet -> {text}");
+    client.cancel().await?;
+    println!("server session ended: {:?}", server.await??);
     Ok(())
 }

@@ -120,11 +120,7 @@ pub(crate) fn blob(bytes: usize, seed: u64) -> String {
         .take(4096)
         .copied()
         .collect();
-    let mut out = Vec::with_capacity(bytes);
-    while out.len() < bytes {
-        let n = (bytes - out.len()).min(pattern.len());
-        out.extend_from_slice(&pattern[..n]);
-    }
+    let out: Vec<u8> = pattern.iter().copied().cycle().take(bytes).collect();
     String::from_utf8(out).unwrap_or_default()
 }
 

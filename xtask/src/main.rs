@@ -86,7 +86,12 @@ pub(crate) fn step(name: &str, mut cmd: Command) -> Result<(), String> {
 const TEST_FEATURES: &str = "mcp-webrtc-signaling/websocket,mcp-webrtc-signaling/relay";
 
 /// Examples run as smoke tests.
-const EXAMPLES: &[&str] = &["chunking_demo", "custom_signaling", "peer_channel"];
+const EXAMPLES: &[&str] = &[
+    "quickstart",
+    "chunking_demo",
+    "custom_signaling",
+    "peer_channel",
+];
 
 /// Make sure a program the tests need is on the machine: install its Debian
 /// package when running as root (as CI does), or say how.
@@ -163,6 +168,7 @@ fn ci() -> Result<(), String> {
         demo.args(["run", "--release", "--locked", "--example", example]);
         step(&format!("example {example}"), demo)?;
     }
+    greeter_two_processes()?;
 
     let mut benches = cargo();
     benches.args(["bench", "--workspace", "--locked", "--no-run"]);
@@ -175,6 +181,86 @@ fn ci() -> Result<(), String> {
     interop::run()?;
 
     println!("==> all CI steps passed");
+    Ok(())
+}
+
+/// Wait for a child process, at most `limit`; kill it after that.
+pub(crate) fn wait_bounded(
+    child: &mut std::process::Child,
+    limit: std::time::Duration,
+) -> Result<std::process::ExitStatus, String> {
+    let start = Instant::now();
+    // Bounded by `limit`.
+    loop {
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            return Ok(status);
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("timed out after {limit:?}"));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// The README's two-process scenario: `greeter_server` and
+/// `greeter_client` over TCP signaling on loopback.
+fn greeter_two_processes() -> Result<(), String> {
+    let mut build = cargo();
+    build.args([
+        "build",
+        "--release",
+        "--locked",
+        "--example",
+        "greeter_server",
+        "--example",
+        "greeter_client",
+    ]);
+    step("build the greeter examples", build)?;
+    println!("==> example greeter_server + greeter_client (two processes)");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| format!("no free port: {e}"))?
+        .port();
+    let signal = format!("127.0.0.1:{port}");
+    let examples = workspace_root().join("target/release/examples");
+    let loopback = ["--bind", "127.0.0.1:0"];
+    let mut server = Command::new(examples.join("greeter_server"))
+        .args(["--signal", &signal])
+        .args(loopback)
+        .spawn()
+        .map_err(|e| format!("greeter_server: {e}"))?;
+    let client = Command::new(examples.join("greeter_client"))
+        .args(["--signal", &signal, "--name", "CI"])
+        .args(loopback)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("greeter_client: {e}"));
+    let client = match client {
+        Ok(client) => client,
+        Err(e) => {
+            let _ = server.kill();
+            return Err(e);
+        }
+    };
+    let limit = std::time::Duration::from_secs(60);
+    let mut client = client;
+    let client_status = wait_bounded(&mut client, limit);
+    let mut out = String::new();
+    if let Some(mut stdout) = client.stdout.take() {
+        let _ = std::io::Read::read_to_string(&mut stdout, &mut out);
+    }
+    print!("{out}");
+    let server_status = wait_bounded(&mut server, std::time::Duration::from_secs(20));
+    let client_status = client_status.map_err(|e| format!("greeter_client: {e}"))?;
+    let server_status = server_status.map_err(|e| format!("greeter_server: {e}"))?;
+    if !client_status.success() || !out.contains("greet -> Hello, CI!") {
+        return Err(format!("greeter_client failed ({client_status})"));
+    }
+    if !server_status.success() {
+        return Err(format!("greeter_server failed ({server_status})"));
+    }
     Ok(())
 }
 

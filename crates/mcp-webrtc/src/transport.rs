@@ -220,6 +220,18 @@ struct Envelope {
     result: Option<serde::de::IgnoredAny>,
 }
 
+impl Envelope {
+    /// Read the envelope of a JSON object (serde would also read a struct
+    /// from an array, so anything else is refused first).
+    fn of(bytes: &[u8]) -> Option<Envelope> {
+        let first = bytes.iter().find(|b| !b.is_ascii_whitespace())?;
+        if *first != b'{' {
+            return None;
+        }
+        serde_json::from_slice(bytes).ok()
+    }
+}
+
 enum Offer {
     Done(Result<()>),
     Full(Bytes, Kind),
@@ -356,7 +368,7 @@ impl Shared {
     /// A message the framer accepted, then could not send (the peer's
     /// limits, learnt later, are lower; or its HELLO never came).
     fn rejected(&self, out: &mut Outbound, message: &[u8], error: &mcp_webrtc_core::Error) {
-        let envelope = serde_json::from_slice::<Envelope>(message).ok();
+        let envelope = Envelope::of(message);
         let id = envelope.as_ref().and_then(|e| e.id.clone());
         let size = message.len() as u64;
         let limit = match error {
@@ -407,7 +419,7 @@ impl Shared {
                 "dropped a malformed message: {why}"
             );
         }
-        let Ok(envelope) = serde_json::from_slice::<Envelope>(bytes) else {
+        let Some(envelope) = Envelope::of(bytes) else {
             return;
         };
         let Some(id) = envelope.id.filter(|id| id.is_string() || id.is_number()) else {
