@@ -49,6 +49,13 @@ pub(crate) struct BlobArgs {
     /// Varies the content.
     #[serde(default)]
     pub(crate) seed: u64,
+    /// Append the SHA-256 (default `true`; benchmarks turn it off).
+    #[serde(default = "yes")]
+    pub(crate) hash: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Arguments of `sleep`.
@@ -76,7 +83,7 @@ impl Greeter {
     #[tool(description = "Return `bytes` bytes of text, then its SHA-256 as `sha256:<hex>`")]
     async fn blob(
         &self,
-        Parameters(BlobArgs { bytes, seed }): Parameters<BlobArgs>,
+        Parameters(BlobArgs { bytes, seed, hash }): Parameters<BlobArgs>,
     ) -> Result<CallToolResult, ErrorData> {
         if bytes > MAX_BLOB {
             return Err(ErrorData::invalid_params(
@@ -85,6 +92,9 @@ impl Greeter {
             ));
         }
         let text = blob(usize::try_from(bytes).unwrap_or(usize::MAX), seed);
+        if !hash {
+            return Ok(CallToolResult::success(vec![ContentBlock::text(text)]));
+        }
         let hash = sha256_hex(text.as_bytes());
         Ok(CallToolResult::success(vec![
             ContentBlock::text(text),

@@ -76,6 +76,20 @@ pub(crate) fn run() -> Result<(), String> {
     ]);
     step("peer-connection benchmark (loopback)", rtc)?;
 
+    let mut mcp = cargo();
+    mcp.args([
+        "bench",
+        "--locked",
+        "-p",
+        "mcp-webrtc",
+        "--bench",
+        "mcp",
+        "--",
+        "--save-baseline",
+        DEFAULT,
+    ]);
+    step("MCP benchmark (our transport vs rmcp in memory)", mcp)?;
+
     let doc = workspace_root().join("docs/performance.md");
     let table = core_table()?;
     println!("\n{table}");
@@ -83,8 +97,119 @@ pub(crate) fn run() -> Result<(), String> {
     let table = rtc_table()?;
     println!("\n{table}");
     replace_section(&doc, RTC_BEGIN, RTC_END, &table)?;
+    let table = mcp_table()?;
+    println!("\n{table}");
+    replace_section(&doc, MCP_BEGIN, MCP_END, &table)?;
     println!("wrote {}", doc.display());
     Ok(())
+}
+
+const MCP_BEGIN: &str = "<!-- xtask-bench:mcp:begin -->";
+const MCP_END: &str = "<!-- xtask-bench:mcp:end -->";
+
+/// MCP over our transport against rmcp over an in-memory pipe, same run.
+fn mcp_table() -> Result<String, String> {
+    let w = |e: std::fmt::Error| e.to_string();
+    let path = workspace_root().join("target/criterion/mcp-latency.json");
+    let lat: serde_json::Value = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .ok_or_else(|| format!("read {}", path.display()))?;
+    let us = |key: &str| {
+        lat.get(key)
+            .and_then(serde_json::Value::as_f64)
+            .unwrap_or(f64::NAN)
+    };
+    let mut t = String::new();
+    writeln!(t, "Measured by `cargo xtask bench` on {}.", machine()).map_err(w)?;
+    writeln!(t).map_err(w)?;
+    writeln!(
+        t,
+        "| metric | rmcp in memory (floor) | mcp-webrtc on loopback | ratio | target |"
+    )
+    .map_err(w)?;
+    writeln!(t, "|---|---:|---:|---:|---|").map_err(w)?;
+    let mem = median_ns("mcp_round_trip", "memory", DEFAULT)?;
+    let ours = median_ns("mcp_round_trip", "webrtc", DEFAULT)?;
+    writeln!(
+        t,
+        "| `call_tool` round trip, median (criterion) | {} | {} | {:.2}× | ≤ 2× the floor |",
+        fmt_time(mem),
+        fmt_time(ours),
+        ours / mem
+    )
+    .map_err(w)?;
+    for (label, key, target) in [
+        (
+            "`call_tool` round trip, median of 5000 calls",
+            "median_us",
+            "",
+        ),
+        (
+            "`call_tool` round trip, p99 of 5000 calls",
+            "p99_us",
+            "≤ 300 µs",
+        ),
+        (
+            "small-call median while 100 MiB results stream",
+            "bulk_median_us",
+            "",
+        ),
+        (
+            "small-call p99 while 100 MiB results stream",
+            "bulk_p99_us",
+            "≤ 5 ms",
+        ),
+    ] {
+        let m = us(&format!("memory_{key}"));
+        let o = us(&format!("webrtc_{key}"));
+        writeln!(
+            t,
+            "| {label} | {} | {} | {:.2}× | {target} |",
+            fmt_time(m * 1e3),
+            fmt_time(o * 1e3),
+            o / m
+        )
+        .map_err(w)?;
+    }
+    let mem = median_ns("mcp_start", "memory", DEFAULT)?;
+    let ours = median_ns("mcp_start", "webrtc", DEFAULT)?;
+    writeln!(
+        t,
+        "| transport start → `initialize` done, median | {} | {} | {:.1}× | ≤ 30 ms (aiortc: 70 ms) |",
+        fmt_time(mem),
+        fmt_time(ours),
+        ours / mem
+    )
+    .map_err(w)?;
+    for (id, bytes) in [
+        ("1MiB", 1u64 << 20),
+        ("10MiB", 10 << 20),
+        ("100MiB", 100 << 20),
+    ] {
+        let mem = median_ns("mcp_result", &format!("memory/{id}"), DEFAULT)?;
+        let ours = median_ns("mcp_result", &format!("webrtc/{id}"), DEFAULT)?;
+        let target = if id == "100MiB" { "≥ 100 MB/s" } else { "" };
+        writeln!(
+            t,
+            "| {id} result, throughput | {:.0} MB/s | {:.0} MB/s | {:.2}× | {target} |",
+            gbps(bytes, mem) * 1000.0,
+            gbps(bytes, ours) * 1000.0,
+            mem / ours
+        )
+        .map_err(w)?;
+    }
+    writeln!(t).map_err(w)?;
+    writeln!(
+        t,
+        "Ratios are ours ÷ floor for times and floor ÷ ours for throughput (above 1 \
+         means slower). Small calls during the transfer: {} (floor) and {} (ours) \
+         samples.",
+        us("memory_bulk_calls"),
+        us("webrtc_bulk_calls")
+    )
+    .map_err(w)?;
+    Ok(t)
 }
 
 const RTC_BEGIN: &str = "<!-- xtask-bench:rtc:begin -->";
