@@ -1,28 +1,36 @@
-//! The greeter's MCP client over WebRTC: connects to `greeter_server`'s
-//! signaling, answers its offer, lists the tools and calls `greet`.
+//! The greeter's MCP client over WebRTC: answers the server's offer (or
+//! offers, with `--offer`), lists the tools and calls `greet`.
 //!
 //! ```text
 //! cargo run --example greeter_server -- --signal 127.0.0.1:9999
 //! cargo run --example greeter_client -- --signal 127.0.0.1:9999 --name Ada
 //! ```
+//!
+//! With `--blob BYTES` it also asks for a result of that size and checks its
+//! SHA-256. With `--hold` it then stays until the server ends the session,
+//! prints how it ended (`END …`), and exits 0 if cleanly, 3 if the server
+//! went away. Python's `mcp-webrtc` server works as the other side.
 #![allow(clippy::print_stdout)]
+
+#[path = "common/signal.rs"]
+mod signal;
 
 use std::error::Error;
 use std::net::SocketAddr;
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use mcp_webrtc::WebRtcTransport;
 use mcp_webrtc::rmcp::ServiceExt;
 use mcp_webrtc::rmcp::model::CallToolRequestParams;
-use mcp_webrtc::signaling::{Options, TcpSignaling};
+use mcp_webrtc::{EndReason, WebRtcTransport};
+use sha2::{Digest, Sha256};
 
 /// Call the greeter over WebRTC.
 #[derive(Debug, Parser)]
 struct Args {
-    /// The server's signaling address.
-    #[arg(long, default_value = "127.0.0.1:9999")]
-    signal: SocketAddr,
+    #[command(flatten)]
+    signal: signal::SignalArgs,
     /// Who to greet.
     #[arg(long, default_value = "world")]
     name: String,
@@ -30,16 +38,30 @@ struct Args {
     /// every interface.
     #[arg(long)]
     bind: Vec<SocketAddr>,
-    /// How long to keep trying to reach the server's signaling, in seconds.
-    #[arg(long, default_value_t = 30)]
-    wait: u64,
+    /// Offer (and create the channel) instead of answering, for a server
+    /// with `initiator=False`.
+    #[arg(long)]
+    offer: bool,
+    /// Also ask for a `blob` result of this many bytes and check its SHA-256.
+    #[arg(long)]
+    blob: Option<u64>,
+    /// Afterwards, stay until the server ends the session (at most an hour).
+    #[arg(long)]
+    hold: bool,
 }
 
 /// Our warnings, but only the WebRTC stack's errors (it warns routinely).
 const QUIET_STACK: &str = "warn,rtc=error,rtc_dtls=error,rtc_ice=error,rtc_sctp=error,webrtc=error";
 
+fn arguments(value: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+    match value {
+        serde_json::Value::Object(map) => map,
+        _ => serde_json::Map::new(),
+    }
+}
+
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
+async fn main() -> Result<ExitCode, Box<dyn Error + Send + Sync>> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -48,14 +70,13 @@ async fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
         .init();
     let args = Args::parse();
     let start = Instant::now();
-    let mut options = Options::default();
-    options.connect_timeout = Duration::from_secs(args.wait);
-    let signaling = TcpSignaling::connect(args.signal, options).await?;
-    let mut builder = WebRtcTransport::builder();
+    let signaling = signal::signaling(&args.signal, args.offer).await?;
+    let mut builder = WebRtcTransport::builder().initiator(args.offer);
     if !args.bind.is_empty() {
         builder = builder.bind(args.bind);
     }
     let transport = builder.client(signaling).await?;
+    let handle = transport.handle();
     let client = ().serve(transport).await?;
     println!(
         "initialized in {:.1} ms",
@@ -64,11 +85,9 @@ async fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
     let tools = client.list_all_tools().await?;
     let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
     println!("tools: {}", names.join(", "));
-    let mut arguments = serde_json::Map::new();
-    arguments.insert("name".into(), args.name.into());
-    let result = client
-        .call_tool(CallToolRequestParams::new("greet").with_arguments(arguments))
-        .await?;
+    let greet = CallToolRequestParams::new("greet")
+        .with_arguments(arguments(serde_json::json!({ "name": args.name })));
+    let result = client.call_tool(greet).await?;
     let text = result
         .content
         .first()
@@ -76,6 +95,44 @@ async fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
         .map(|t| t.text.clone())
         .ok_or("greet returned no text")?;
     println!("greet -> {text}");
-    client.cancel().await?;
-    Ok(())
+
+    if let Some(bytes) = args.blob {
+        let call = CallToolRequestParams::new("blob")
+            .with_arguments(arguments(serde_json::json!({ "bytes": bytes, "seed": 5 })));
+        let result = client.call_tool(call).await?;
+        let texts: Vec<&str> = result
+            .content
+            .iter()
+            .filter_map(|c| c.as_text())
+            .map(|t| t.text.as_str())
+            .collect();
+        let [body, claimed] = texts[..] else {
+            return Err(format!("blob returned {} text parts, expected 2", texts.len()).into());
+        };
+        let digest: String = Sha256::digest(body.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        if body.len() as u64 != bytes || claimed != format!("sha256:{digest}") {
+            return Err(format!("blob of {bytes} bytes arrived corrupted").into());
+        }
+        println!("blob -> {bytes} bytes, sha256 matches");
+    }
+
+    if !args.hold {
+        client.cancel().await?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("HOLDING");
+    let _ = tokio::time::timeout(Duration::from_secs(3600), client.waiting()).await;
+    let end = handle.end_reason();
+    println!(
+        "END {}",
+        end.as_ref()
+            .map_or_else(|| "-".to_owned(), ToString::to_string)
+    );
+    Ok(match end {
+        Some(EndReason::PeerGone { .. } | EndReason::SendFailed { .. }) => ExitCode::from(3),
+        _ => ExitCode::SUCCESS,
+    })
 }

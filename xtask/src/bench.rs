@@ -195,15 +195,15 @@ fn mcp_table() -> Result<String, String> {
             "| {id} result, throughput | {:.0} MB/s | {:.0} MB/s | {:.2}× | {target} |",
             gbps(bytes, mem) * 1000.0,
             gbps(bytes, ours) * 1000.0,
-            mem / ours
+            ours / mem
         )
         .map_err(w)?;
     }
     writeln!(t).map_err(w)?;
     writeln!(
         t,
-        "Ratios are ours ÷ floor for times and floor ÷ ours for throughput (above 1 \
-         means slower). Small calls during the transfer: {} (floor) and {} (ours) \
+        "Ratios are our time ÷ the floor's (above 1 means slower; for throughput, \
+         the time per result). Small calls during the transfer: {} (floor) and {} (ours) \
          samples.",
         us("memory_bulk_calls"),
         us("webrtc_bulk_calls")

@@ -85,11 +85,30 @@ pub(crate) fn run() -> Result<(), String> {
         }
         failed |= !output.status.success();
     }
+    match crate::mcp_interop::run(&python) {
+        Ok(cells) => {
+            for (name, result) in cells {
+                failed |= result.is_err();
+                let shown = match result {
+                    Ok(detail) => format!("ok: {detail}"),
+                    Err(e) => e,
+                };
+                table.push((name, shown));
+            }
+        }
+        Err(e) => {
+            failed = true;
+            table.push(("mcp: set-up".into(), e));
+        }
+    }
     println!("\ninterop matrix (Python: {})", PINS.join(" "));
     let width = table.iter().map(|(n, _)| n.len()).max().unwrap_or(10);
     for (name, result) in &table {
-        let mark = if result == "ok" { "pass" } else { "FAIL" };
-        println!("  {name:width$}  {mark}");
+        let (mark, detail) = match result.strip_prefix("ok") {
+            Some(rest) => ("pass", rest.trim_start_matches(": ")),
+            None => ("FAIL", result.as_str()),
+        };
+        println!("  {name:width$}  {mark}  {detail}");
     }
     if failed || table.is_empty() {
         Err("interop: some cells failed (see above)".into())

@@ -29,6 +29,7 @@ commands:
 
 mod bench;
 mod interop;
+mod mcp_interop;
 
 fn main() -> ExitCode {
     let mut args = env::args().skip(1);
