@@ -12,6 +12,8 @@
 //! went away. Python's `mcp-webrtc` server works as the other side.
 #![allow(clippy::print_stdout)]
 
+#[path = "common/greeter.rs"]
+mod greeter;
 #[path = "common/signal.rs"]
 mod signal;
 
@@ -21,8 +23,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use mcp_webrtc::rmcp::ServiceExt;
 use mcp_webrtc::rmcp::model::CallToolRequestParams;
+use mcp_webrtc::rmcp::service::RunningService;
+use mcp_webrtc::rmcp::{RoleClient, ServiceExt};
 use mcp_webrtc::{EndReason, WebRtcTransport};
 use sha2::{Digest, Sha256};
 
@@ -48,6 +51,14 @@ struct Args {
     /// Afterwards, stay until the server ends the session (at most an hour).
     #[arg(long)]
     hold: bool,
+    /// Instead of the checks, time ROUNDS small calls and a few result
+    /// sizes, and print them as one `BENCH {json}` line.
+    #[arg(long, value_name = "ROUNDS")]
+    bench: Option<usize>,
+    /// With --bench: the greeter in this process over rmcp's in-memory
+    /// transport (the floor), no WebRTC.
+    #[arg(long)]
+    memory: bool,
 }
 
 /// Our warnings, but only the WebRTC stack's errors (it warns routinely).
@@ -70,6 +81,12 @@ async fn main() -> Result<ExitCode, Box<dyn Error + Send + Sync>> {
         .init();
     let args = Args::parse();
     let start = Instant::now();
+    if let (Some(rounds), true) = (args.bench, args.memory) {
+        let client = memory_client().await?;
+        bench(&client, start, rounds).await;
+        client.cancel().await?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let signaling = signal::signaling(&args.signal, args.offer).await?;
     let mut builder = WebRtcTransport::builder().initiator(args.offer);
     if !args.bind.is_empty() {
@@ -78,6 +95,11 @@ async fn main() -> Result<ExitCode, Box<dyn Error + Send + Sync>> {
     let transport = builder.client(signaling).await?;
     let handle = transport.handle();
     let client = ().serve(transport).await?;
+    if let Some(rounds) = args.bench {
+        bench(&client, start, rounds).await;
+        client.cancel().await?;
+        return Ok(ExitCode::SUCCESS);
+    }
     println!(
         "initialized in {:.1} ms",
         start.elapsed().as_secs_f64() * 1000.0
@@ -135,4 +157,92 @@ async fn main() -> Result<ExitCode, Box<dyn Error + Send + Sync>> {
         Some(EndReason::PeerGone { .. } | EndReason::SendFailed { .. }) => ExitCode::from(3),
         _ => ExitCode::SUCCESS,
     })
+}
+
+type Client = RunningService<RoleClient, ()>;
+
+/// The greeter in this process, over rmcp's own transport on an in-memory
+/// pipe (its line limit raised to carry 10 MiB and more).
+async fn memory_client() -> Result<Client, Box<dyn Error + Send + Sync>> {
+    use mcp_webrtc::rmcp::transport::async_rw::AsyncRwTransport;
+    const LINE: usize = 256 << 20;
+    let (a, b) = tokio::io::duplex(1 << 20);
+    tokio::spawn(async move {
+        let (read, write) = tokio::io::split(a);
+        let transport = AsyncRwTransport::new_server(read, write).with_max_line_length(LINE);
+        if let Ok(running) = greeter::Greeter::default().serve(transport).await {
+            let _ = running.waiting().await;
+        }
+    });
+    let (read, write) = tokio::io::split(b);
+    let transport = AsyncRwTransport::new_client(read, write).with_max_line_length(LINE);
+    Ok(().serve(transport).await?)
+}
+
+/// The same measurements as `xtask/interop/mcp_peer.py --bench`.
+async fn bench(client: &Client, start: Instant, rounds: usize) {
+    let init_ms = start.elapsed().as_secs_f64() * 1000.0;
+    let call = |name: &str, args: serde_json::Value| {
+        let params = CallToolRequestParams::new(name.to_owned()).with_arguments(arguments(args));
+        tokio::time::timeout(Duration::from_secs(30), client.call_tool(params))
+    };
+    for _ in 0..20 {
+        let _ = call("echo", serde_json::json!({"text": "warm"})).await;
+    }
+    let mut samples = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let t = Instant::now();
+        if !matches!(
+            call("echo", serde_json::json!({"text": "ping"})).await,
+            Ok(Ok(_))
+        ) {
+            break;
+        }
+        samples.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    samples.sort_by(f64::total_cmp);
+    // Nearest-rank percentile: index = round((n - 1) * p / 100).
+    let pick = |percent: usize| {
+        let last = samples.len().saturating_sub(1);
+        samples
+            .get(last.saturating_mul(percent).saturating_add(50) / 100)
+            .copied()
+    };
+    let mut out = serde_json::Map::new();
+    let fixed = serde_json::json!({
+        "init_ms": init_ms,
+        "call_median_us": pick(50),
+        "call_p99_us": pick(99),
+    });
+    if let serde_json::Value::Object(fixed) = fixed {
+        out.extend(fixed);
+    }
+    for (name, size) in [
+        ("10KiB", 10 * 1024),
+        ("100KiB", 100 * 1024),
+        ("256KiB", 256 * 1000),
+        ("10MiB", 10 << 20),
+    ] {
+        let mut times = Vec::new();
+        for _ in 0..5 {
+            let t = Instant::now();
+            let args = serde_json::json!({"bytes": size, "hash": false});
+            match call("blob", args).await {
+                Ok(Ok(result))
+                    if result
+                        .content
+                        .first()
+                        .and_then(|c| c.as_text())
+                        .is_some_and(|t| t.text.len() == size) =>
+                {
+                    times.push(t.elapsed().as_secs_f64() * 1000.0);
+                }
+                _ => break,
+            }
+        }
+        times.sort_by(f64::total_cmp);
+        let median = (times.len() == 5).then(|| times.get(2).copied()).flatten();
+        out.insert(format!("result_{name}_ms"), median.into());
+    }
+    println!("BENCH {}", serde_json::Value::Object(out));
 }

@@ -49,6 +49,22 @@ package.RTCPeerConnection = lambda: aiortc.RTCPeerConnection(
     aiortc.RTCConfiguration(iceServers=[])
 )
 
+
+def announcing(start):
+    """aiortc listens lazily, on its first send. Say when, so that a peer
+    that connects only once (aiortc's) can be started after it."""
+
+    async def wrapper(*args, **kwargs):
+        server = await start(*args, **kwargs)
+        print("LISTENING", flush=True)
+        return server
+
+    return wrapper
+
+
+asyncio.start_server = announcing(asyncio.start_server)
+asyncio.start_unix_server = announcing(asyncio.start_unix_server)
+
 ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 FAILED = False
 

@@ -13,6 +13,9 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::process::Command;
 
+use std::time::Duration;
+
+use crate::mcp_interop::{Lab, Proc};
 use crate::{cargo, step, workspace_root};
 
 const DEFAULT: &str = "xtask-default";
@@ -28,6 +31,16 @@ const SIZES: &[(&str, u64)] = &[
 ];
 const FRAME_SIZES: &[u64] = &[4096, 16384, 65536, 262_144];
 const FRAME_BENCH_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Only the comparison with the Python reference (`cargo xtask bench references`).
+pub(crate) fn run_references() -> Result<(), String> {
+    let doc = workspace_root().join("docs/performance.md");
+    let table = references()?;
+    println!("\n{table}");
+    replace_section(&doc, REF_BEGIN, REF_END, &table)?;
+    println!("wrote {}", doc.display());
+    Ok(())
+}
 
 pub(crate) fn run() -> Result<(), String> {
     let mut default = cargo();
@@ -100,8 +113,175 @@ pub(crate) fn run() -> Result<(), String> {
     let table = mcp_table()?;
     println!("\n{table}");
     replace_section(&doc, MCP_BEGIN, MCP_END, &table)?;
+    let table = references()?;
+    println!("\n{table}");
+    replace_section(&doc, REF_BEGIN, REF_END, &table)?;
     println!("wrote {}", doc.display());
     Ok(())
+}
+
+const REF_BEGIN: &str = "<!-- xtask-bench:references:begin -->";
+const REF_END: &str = "<!-- xtask-bench:references:end -->";
+
+/// Small calls timed per configuration.
+const REF_ROUNDS: &str = "1000";
+
+/// One configuration of the comparison: its label and its `BENCH` figures.
+type RefRun = (&'static str, serde_json::Value);
+
+/// Run a client to completion and take its `BENCH {json}` line.
+fn bench_line(client: &mut Proc) -> Result<serde_json::Value, String> {
+    let status = client.wait(Duration::from_secs(300))?;
+    let line = client
+        .lines()
+        .into_iter()
+        .find_map(|l| l.strip_prefix("BENCH ").map(str::to_owned))
+        .ok_or_else(|| format!("no BENCH line ({status})"))?;
+    serde_json::from_str(&line).map_err(|e| format!("BENCH line: {e}"))
+}
+
+/// Ours and the Python reference, in every pairing, on the same machine in
+/// the same run, with the same client-side measurements.
+fn references() -> Result<String, String> {
+    let python = crate::interop::python()?;
+    let mut build = cargo();
+    build.args([
+        "build",
+        "--release",
+        "--locked",
+        "--example",
+        "greeter_server",
+        "--example",
+        "greeter_client",
+    ]);
+    step("build the Rust example peers", build)?;
+    let lab = Lab::new()?;
+    let examples = workspace_root().join("target/release/examples");
+    let script = workspace_root().join("xtask/interop/mcp_peer.py");
+    let rust = |example: &str, args: &[&str]| {
+        let mut cmd = lab.command(&examples.join(example));
+        cmd.args(args);
+        cmd
+    };
+    let py = |args: &[&str]| {
+        let mut cmd = lab.command(&python);
+        cmd.arg(&script).args(args);
+        cmd
+    };
+    let signal = ["--signal", "127.0.0.1:9999"];
+    let tcp = ["--tcp", "127.0.0.1:9999"];
+    let mut runs: Vec<RefRun> = Vec::new();
+
+    println!("==> reference comparison: rmcp in memory");
+    let mut client = Proc::spawn(
+        "rust-client",
+        rust("greeter_client", &["--bench", REF_ROUNDS, "--memory"]),
+    )?;
+    runs.push(("rmcp in memory (floor)", bench_line(&mut client)?));
+
+    let pairs: [(&'static str, bool, bool); 4] = [
+        ("Rust ⇄ Rust", true, true),
+        ("Rust server ⇄ Python client", true, false),
+        ("Python server ⇄ Rust client", false, true),
+        ("Python ⇄ Python (reference)", false, false),
+    ];
+    for (label, rust_server, rust_client) in pairs {
+        println!("==> reference comparison: {label}");
+        let mut server = if rust_server {
+            let mut p = Proc::spawn("rust-server", rust("greeter_server", &signal))?;
+            p.wait_line("signaling: listening", Duration::from_secs(20))?;
+            p
+        } else {
+            let mut args = vec!["server"];
+            args.extend(tcp);
+            let mut p = Proc::spawn("py-server", py(&args))?;
+            p.wait_line("LISTENING", Duration::from_secs(20))?;
+            p
+        };
+        let mut client = if rust_client {
+            let mut args = vec!["--bench", REF_ROUNDS];
+            args.extend(signal);
+            Proc::spawn("rust-client", rust("greeter_client", &args))?
+        } else {
+            let mut args = vec!["client", "--bench", REF_ROUNDS];
+            args.extend(tcp);
+            Proc::spawn("py-client", py(&args))?
+        };
+        let figures = bench_line(&mut client)?;
+        if server.wait(Duration::from_secs(20)).is_err() {
+            server.kill()?;
+        }
+        runs.push((label, figures));
+    }
+    references_table(&runs)
+}
+
+fn references_table(runs: &[RefRun]) -> Result<String, String> {
+    let w = |e: std::fmt::Error| e.to_string();
+    let reference = runs
+        .iter()
+        .find(|(l, _)| l.contains("(reference)"))
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    let mut t = String::new();
+    writeln!(
+        t,
+        "Measured by `cargo xtask bench` on {}; Python {} with {}; `webrtc` 0.21.1, \
+         `rmcp` 3.11.0. Each pairing is two processes (one for the floor) in a \
+         network namespace, over aiortc TCP signaling, timed by the client; \
+         {REF_ROUNDS} small calls, results as the median of 5.",
+        machine(),
+        command_output(
+            &crate::interop::python()?.display().to_string(),
+            &["-c", "import platform; print(platform.python_version())"]
+        ),
+        crate::interop::PINS.join(" "),
+    )
+    .map_err(w)?;
+    writeln!(t).map_err(w)?;
+    write!(t, "| metric |").map_err(w)?;
+    for (label, _) in runs {
+        write!(t, " {label} |").map_err(w)?;
+    }
+    writeln!(t).map_err(w)?;
+    write!(t, "|---|").map_err(w)?;
+    for _ in runs {
+        write!(t, "---:|").map_err(w)?;
+    }
+    writeln!(t).map_err(w)?;
+    let metrics: [(&str, &str, f64); 7] = [
+        ("transport start → `initialize` done", "init_ms", 1e6),
+        ("`call_tool` round trip, median", "call_median_us", 1e3),
+        ("`call_tool` round trip, p99", "call_p99_us", 1e3),
+        ("10 KiB result", "result_10KiB_ms", 1e6),
+        ("100 KiB result", "result_100KiB_ms", 1e6),
+        ("256 000-byte result", "result_256KiB_ms", 1e6),
+        ("10 MiB result", "result_10MiB_ms", 1e6),
+    ];
+    for (label, key, to_ns) in metrics {
+        write!(t, "| {label} |").map_err(w)?;
+        let base = reference.get(key).and_then(serde_json::Value::as_f64);
+        for (_, figures) in runs {
+            match figures.get(key).and_then(serde_json::Value::as_f64) {
+                Some(v) => {
+                    let ratio = base.map_or_else(String::new, |b| format!(" ({:.2}×)", v / b));
+                    write!(t, " {}{ratio} |", fmt_time(v * to_ns)).map_err(w)?;
+                }
+                None => write!(t, " fails |").map_err(w)?,
+            }
+        }
+        writeln!(t).map_err(w)?;
+    }
+    writeln!(t).map_err(w)?;
+    writeln!(
+        t,
+        "In brackets: the ratio to Python ⇄ Python (below 1 is faster). \
+         \"fails\": the call did not complete (the references' 262144-byte limit; \
+         our server answers such a result to a Python client with the \
+         \"result too large for this peer\" error instead)."
+    )
+    .map_err(w)?;
+    Ok(t)
 }
 
 const MCP_BEGIN: &str = "<!-- xtask-bench:mcp:begin -->";

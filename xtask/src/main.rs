@@ -24,7 +24,10 @@ commands:
   fuzz [SECONDS]
           run every cargo-fuzz target for SECONDS (default 30) each; needs
           `cargo install cargo-fuzz`, and uses RUSTC_BOOTSTRAP=1 on stable
-  bench   run the benchmarks and write their medians into docs/performance.md
+  bench [references]
+          run the benchmarks and write their figures into docs/performance.md;
+          `references` runs only the comparison with the Python package
+          (needs root: the peers run in a network namespace)
 ";
 
 mod bench;
@@ -35,7 +38,11 @@ fn main() -> ExitCode {
     let mut args = env::args().skip(1);
     let result = match args.next().as_deref() {
         Some("ci") => ci(),
-        Some("bench") => bench::run(),
+        Some("bench") => match args.next().as_deref() {
+            None => bench::run(),
+            Some("references") => bench::run_references(),
+            Some(other) => Err(format!("unknown bench `{other}`\n\n{USAGE}")),
+        },
         Some("interop") => interop::run(),
         Some("fuzz") => fuzz(args.next().as_deref()),
         Some("-h" | "--help" | "help") => {
