@@ -27,7 +27,6 @@ pub struct Builder {
     framer: mcp_webrtc_core::Config,
     hello_timeout: Duration,
     close_timeout: Duration,
-    inbound_capacity: usize,
 }
 
 /// The data channel's send buffer: 256 KiB. Frames waiting there are past
@@ -46,7 +45,6 @@ impl Default for Builder {
             framer: mcp_webrtc_core::Config::default(),
             hello_timeout: Duration::from_secs(5),
             close_timeout: Duration::from_secs(10),
-            inbound_capacity: 64,
         }
     }
 }
@@ -188,13 +186,6 @@ impl Builder {
         self
     }
 
-    /// Inbound messages parsed ahead of rmcp (default 64). When rmcp falls
-    /// behind, reading stops and the peer's sends wait.
-    pub fn inbound_queue(mut self, messages: usize) -> Self {
-        self.inbound_capacity = messages;
-        self
-    }
-
     /// Replace every peer-connection option at once (the role is still
     /// chosen by [`Builder::initiator`]).
     pub fn peer_config(mut self, config: PeerConfig) -> Self {
@@ -260,7 +251,6 @@ impl Builder {
             Settings {
                 hello_timeout: self.hello_timeout,
                 close_timeout: self.close_timeout,
-                inbound_capacity: self.inbound_capacity,
             },
         ))
     }

@@ -1,12 +1,14 @@
 //! The rmcp transport: JSON-RPC messages over one data channel.
 //!
-//! Two background tasks share the [`Connection`] and one [`Framer`]:
+//! A background writer task and `receive` share the [`Connection`] and one
+//! [`Framer`]:
 //! - the **writer** moves messages that [`Transport::send`] queued into the
 //!   framer (in call order), and puts the framer's output on the channel,
 //!   one frame at a time, under the channel's backpressure;
-//! - the **reader** feeds inbound data-channel messages to the framer,
-//!   parses whole messages, and hands them to [`Transport::receive`] through
-//!   a bounded queue (so a slow consumer slows the peer, not our memory).
+//! - [`Transport::receive`] reads the data channel itself, feeds each
+//!   message to the framer and parses whole ones: when rmcp is busy nothing
+//!   is read, and the peer's sends wait (so a slow consumer slows the peer,
+//!   not our memory).
 //!
 //! Bad input never ends the session: a message that is not JSON, not
 //! JSON-RPC, not MCP, or a bad frame, is logged, counted, and (for a request
@@ -26,7 +28,7 @@ use rmcp::model::{JsonRpcMessage, RequestId};
 use rmcp::service::{RxJsonRpcMessage, ServiceRole, TxJsonRpcMessage};
 use rmcp::transport::Transport;
 use serde_json::Value;
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -171,7 +173,6 @@ struct Outbound {
 pub(crate) struct Settings {
     pub(crate) hello_timeout: Duration,
     pub(crate) close_timeout: Duration,
-    pub(crate) inbound_capacity: usize,
 }
 
 struct Shared {
@@ -570,33 +571,45 @@ async fn write_loop(shared: Arc<Shared>) {
     }
 }
 
-async fn read_loop<R: ServiceRole>(shared: Arc<Shared>, tx: mpsc::Sender<RxJsonRpcMessage<R>>) {
-    let reason = loop {
-        let incoming = tokio::select! {
-            incoming = shared.conn.recv() => incoming,
-            () = shared.cancel.cancelled() => break EndReason::Closed,
-        };
+/// What one inbound data-channel message amounted to.
+enum Step<M> {
+    /// A whole, parsed message.
+    Message(M),
+    /// Nothing to hand over (a frame of a larger message, a HELLO, or a
+    /// malformed message already dealt with).
+    Nothing,
+    /// The channel ended.
+    End(EndReason),
+}
+
+impl Shared {
+    /// Take one inbound data-channel message through the framer and the
+    /// parser. Synchronous, so `receive` stays cancel-safe.
+    fn take<R: ServiceRole>(
+        &self,
+        incoming: mcp_webrtc_rtc::Result<Option<Incoming>>,
+    ) -> Step<RxJsonRpcMessage<R>> {
         let message = match incoming {
             Ok(Some(Incoming::Text(bytes))) => {
-                bump(&shared.counters.bytes_received, bytes.len() as u64);
-                lock(&shared.out).framer.receive_text(bytes).map(Some)
+                bump(&self.counters.bytes_received, bytes.len() as u64);
+                lock(&self.out).framer.receive_text(bytes).map(Some)
             }
             Ok(Some(Incoming::Binary(bytes))) => {
-                bump(&shared.counters.bytes_received, bytes.len() as u64);
-                let result = lock(&shared.out).framer.receive_binary(&bytes);
+                bump(&self.counters.bytes_received, bytes.len() as u64);
+                let result = lock(&self.out).framer.receive_binary(&bytes);
                 // A HELLO may have queued ours, or released waiting messages.
-                shared.writer_wake.notify_one();
+                self.writer_wake.notify_one();
                 result
             }
-            Ok(None) => break EndReason::PeerClosed,
-            Err(e) => break end_of(e),
+            Ok(None) => return Step::End(EndReason::PeerClosed),
+            Err(e) => return Step::End(end_of(e)),
         };
         let bytes = match message {
             Ok(Some(bytes)) => bytes,
-            Ok(None) => continue,
+            Ok(None) => return Step::Nothing,
             Err(e) => {
-                shared.malformed(&[], &format!("bad frame: {e}"));
-                continue;
+                self.malformed(&[], &format!("bad frame: {e}"));
+                return Step::Nothing;
             }
         };
         let parsed = match serde_json::from_slice::<RxJsonRpcMessage<R>>(&bytes) {
@@ -606,26 +619,21 @@ async fn read_loop<R: ServiceRole>(shared: Arc<Shared>, tx: mpsc::Sender<RxJsonR
                     Err(not_jsonrpc) => not_jsonrpc.to_string(),
                     Ok(()) => format!("not an MCP message: {e}"),
                 };
-                shared.malformed(&bytes, &why);
-                continue;
+                self.malformed(&bytes, &why);
+                return Step::Nothing;
             }
         };
-        bump(&shared.counters.messages_received, 1);
+        bump(&self.counters.messages_received, 1);
         let answered = match &parsed {
             JsonRpcMessage::Response(r) => Some(&r.id),
             JsonRpcMessage::Error(e) => e.id.as_ref(),
             _ => None,
         };
         if let Some(id) = answered {
-            lock(&shared.out).unanswered.remove(&id_key(&id_value(id)));
+            lock(&self.out).unanswered.remove(&id_key(&id_value(id)));
         }
-        tokio::select! {
-            sent = tx.send(parsed) => if sent.is_err() { break EndReason::Closed },
-            () = shared.cancel.cancelled() => break EndReason::Closed,
-        }
-    };
-    shared.finish(reason);
-    drop(tx);
+        Step::Message(parsed)
+    }
 }
 
 /// An MCP transport over a WebRTC data channel, for rmcp.
@@ -636,8 +644,8 @@ async fn read_loop<R: ServiceRole>(shared: Arc<Shared>, tx: mpsc::Sender<RxJsonR
 /// [`rmcp::RoleServer`] or [`rmcp::RoleClient`].
 pub struct WebRtcTransport<R: ServiceRole> {
     shared: Arc<Shared>,
-    inbound: mpsc::Receiver<RxJsonRpcMessage<R>>,
-    inbound_done: bool,
+    /// The session has ended: hand over made-up errors, then `None`.
+    done: bool,
     _role: PhantomData<fn() -> R>,
 }
 
@@ -652,7 +660,6 @@ impl<R: ServiceRole> std::fmt::Debug for WebRtcTransport<R> {
 
 impl<R: ServiceRole> WebRtcTransport<R> {
     pub(crate) fn start(conn: Connection, framer: Framer, settings: Settings) -> Self {
-        let (tx, inbound) = mpsc::channel(settings.inbound_capacity.max(1));
         let shared = Arc::new(Shared {
             conn,
             out: Mutex::new(Outbound {
@@ -670,11 +677,9 @@ impl<R: ServiceRole> WebRtcTransport<R> {
             settings,
         });
         tokio::spawn(write_loop(Arc::clone(&shared)));
-        tokio::spawn(read_loop::<R>(Arc::clone(&shared), tx));
         WebRtcTransport {
             shared,
-            inbound,
-            inbound_done: false,
+            done: false,
             _role: PhantomData,
         }
     }
@@ -735,23 +740,36 @@ impl<R: ServiceRole> Transport<R> for WebRtcTransport<R> {
         }
     }
 
-    /// Cancel-safe: rmcp races it in `select!`.
+    /// Cancel-safe: rmcp races it in `select!`. Reads the data channel
+    /// itself (no reader task in between): the only await is the channel's
+    /// own cancel-safe `recv`, and what follows it is synchronous.
     async fn receive(&mut self) -> Option<RxJsonRpcMessage<R>> {
-        // Bounded: each pass returns, or marks the queue done (once), or
-        // waits for a wake-up.
+        // Bounded: each pass returns, marks the session done (once), or
+        // waits for the channel or a wake-up.
         loop {
             if let Some(message) = self.pop_synthetic() {
                 return Some(message);
             }
-            if self.inbound_done {
+            if self.done {
                 return None;
             }
-            tokio::select! {
-                message = self.inbound.recv() => match message {
-                    Some(message) => return Some(message),
-                    None => self.inbound_done = true,
-                },
-                () = self.shared.synthetic_wake.notified() => {}
+            let incoming = tokio::select! {
+                incoming = self.shared.conn.recv() => incoming,
+                () = self.shared.cancel.cancelled() => {
+                    // Ended elsewhere (a failed send, or closed).
+                    self.shared.finish(EndReason::Closed);
+                    self.done = true;
+                    continue;
+                }
+                () = self.shared.synthetic_wake.notified() => continue,
+            };
+            match self.shared.take::<R>(incoming) {
+                Step::Message(message) => return Some(message),
+                Step::Nothing => {}
+                Step::End(reason) => {
+                    self.shared.finish(reason);
+                    self.done = true;
+                }
             }
         }
     }
