@@ -82,7 +82,7 @@ async fn main() -> Result<ExitCode, Box<dyn Error + Send + Sync>> {
     let args = Args::parse();
     let start = Instant::now();
     if let (Some(rounds), true) = (args.bench, args.memory) {
-        let client = memory_client().await?;
+        let client = greeter::in_memory_client().await?;
         bench(&client, start, rounds).await;
         client.cancel().await?;
         return Ok(ExitCode::SUCCESS);
@@ -160,24 +160,6 @@ async fn main() -> Result<ExitCode, Box<dyn Error + Send + Sync>> {
 }
 
 type Client = RunningService<RoleClient, ()>;
-
-/// The greeter in this process, over rmcp's own transport on an in-memory
-/// pipe (its line limit raised to carry 10 MiB and more).
-async fn memory_client() -> Result<Client, Box<dyn Error + Send + Sync>> {
-    use mcp_webrtc::rmcp::transport::async_rw::AsyncRwTransport;
-    const LINE: usize = 256 << 20;
-    let (a, b) = tokio::io::duplex(1 << 20);
-    tokio::spawn(async move {
-        let (read, write) = tokio::io::split(a);
-        let transport = AsyncRwTransport::new_server(read, write).with_max_line_length(LINE);
-        if let Ok(running) = greeter::Greeter::default().serve(transport).await {
-            let _ = running.waiting().await;
-        }
-    });
-    let (read, write) = tokio::io::split(b);
-    let transport = AsyncRwTransport::new_client(read, write).with_max_line_length(LINE);
-    Ok(().serve(transport).await?)
-}
 
 /// The same measurements as `xtask/interop/mcp_peer.py --bench`.
 async fn bench(client: &Client, start: Instant, rounds: usize) {

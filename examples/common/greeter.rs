@@ -118,6 +118,28 @@ impl ServerHandler for Greeter {
     }
 }
 
+/// An rmcp client of the greeter served in this process over rmcp's own
+/// transport on an in-memory pipe: the floor the benchmarks compare with.
+/// Its line limit (16 MiB by default) is raised to carry 256 MiB results.
+pub(crate) async fn in_memory_client()
+-> Result<rmcp::service::RunningService<rmcp::RoleClient, ()>, rmcp::service::ClientInitializeError>
+{
+    use rmcp::ServiceExt;
+    use rmcp::transport::async_rw::AsyncRwTransport;
+    const LINE: usize = 256 << 20;
+    let (a, b) = tokio::io::duplex(1 << 20);
+    tokio::spawn(async move {
+        let (read, write) = tokio::io::split(a);
+        let transport = AsyncRwTransport::new_server(read, write).with_max_line_length(LINE);
+        if let Ok(running) = Greeter::default().serve(transport).await {
+            let _ = running.waiting().await;
+        }
+    });
+    let (read, write) = tokio::io::split(b);
+    let transport = AsyncRwTransport::new_client(read, write).with_max_line_length(LINE);
+    ().serve(transport).await
+}
+
 /// `bytes` bytes of printable ASCII, varying with `seed`.
 #[must_use]
 pub(crate) fn blob(bytes: usize, seed: u64) -> String {

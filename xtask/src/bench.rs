@@ -144,17 +144,7 @@ fn bench_line(client: &mut Proc) -> Result<serde_json::Value, String> {
 /// the same run, with the same client-side measurements.
 fn references() -> Result<String, String> {
     let python = crate::interop::python()?;
-    let mut build = cargo();
-    build.args([
-        "build",
-        "--release",
-        "--locked",
-        "--example",
-        "greeter_server",
-        "--example",
-        "greeter_client",
-    ]);
-    step("build the Rust example peers", build)?;
+    crate::build_greeter_examples()?;
     let lab = Lab::new()?;
     let examples = workspace_root().join("target/release/examples");
     let script = workspace_root().join("xtask/interop/mcp_peer.py");

@@ -214,7 +214,9 @@ pub(crate) fn wait_bounded(
 
 /// The README's two-process scenario: `greeter_server` and
 /// `greeter_client` over TCP signaling on loopback.
-fn greeter_two_processes() -> Result<(), String> {
+/// Build the greeter examples (release), the Rust peers of the smoke run,
+/// the interop matrix and the reference benchmark.
+pub(crate) fn build_greeter_examples() -> Result<(), String> {
     let mut build = cargo();
     build.args([
         "build",
@@ -225,7 +227,11 @@ fn greeter_two_processes() -> Result<(), String> {
         "--example",
         "greeter_client",
     ]);
-    step("build the greeter examples", build)?;
+    step("build the greeter examples", build)
+}
+
+fn greeter_two_processes() -> Result<(), String> {
+    build_greeter_examples()?;
     println!("==> example greeter_server + greeter_client (two processes)");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())

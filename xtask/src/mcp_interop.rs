@@ -13,7 +13,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::{cargo, step, wait_bounded, workspace_root};
+use crate::{wait_bounded, workspace_root};
 
 /// How soon our side must notice a killed peer: the dead-peer timeout (5 s)
 /// plus slack for a loaded machine.
@@ -352,17 +352,7 @@ fn rust_client_offers(s: &Setup) -> Result<String, String> {
 pub(crate) type CellResult = (String, Result<String, String>);
 
 pub(crate) fn run(python: &Path) -> Result<Vec<CellResult>, String> {
-    let mut build = cargo();
-    build.args([
-        "build",
-        "--release",
-        "--locked",
-        "--example",
-        "greeter_server",
-        "--example",
-        "greeter_client",
-    ]);
-    step("build the Rust example peers", build)?;
+    crate::build_greeter_examples()?;
     let setup = Setup {
         lab: Lab::new()?,
         python: python.to_path_buf(),

@@ -31,7 +31,6 @@ use greeter::Greeter;
 use mcp_webrtc::WebRtcTransport;
 use mcp_webrtc::rmcp::model::CallToolRequestParams;
 use mcp_webrtc::rmcp::service::RunningService;
-use mcp_webrtc::rmcp::transport::async_rw::AsyncRwTransport;
 use mcp_webrtc::rmcp::{RoleClient, ServiceExt};
 use mcp_webrtc::signaling::MemorySignaling;
 use tokio::runtime::Runtime;
@@ -46,21 +45,9 @@ fn runtime() -> Runtime {
         .unwrap()
 }
 
-/// rmcp over an in-memory pipe: the floor. Its line limit (16 MiB by
-/// default) is raised so that it can carry the 100 MiB results too.
+/// rmcp over an in-memory pipe: the floor.
 async fn memory_session() -> Client {
-    const LINE: usize = 256 << 20;
-    let (a, b) = tokio::io::duplex(1 << 20);
-    tokio::spawn(async move {
-        let (read, write) = tokio::io::split(a);
-        let transport = AsyncRwTransport::new_server(read, write).with_max_line_length(LINE);
-        if let Ok(running) = Greeter::default().serve(transport).await {
-            let _ = running.waiting().await;
-        }
-    });
-    let (read, write) = tokio::io::split(b);
-    let transport = AsyncRwTransport::new_client(read, write).with_max_line_length(LINE);
-    ().serve(transport).await.unwrap()
+    greeter::in_memory_client().await.unwrap()
 }
 
 /// rmcp over our transport, both peers in this process, on loopback.
