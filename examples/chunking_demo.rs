@@ -45,7 +45,9 @@ fn pump(from: &mut Framer, to: &mut Framer, limit: Option<usize>) -> Vec<(usize,
         );
         let done = match t {
             Transmit::Text(text) => Some(to.receive_text(text).unwrap()),
-            Transmit::Binary(frame) => to.receive_binary(&frame.to_bytes()).unwrap(),
+            Transmit::Binary(frame) => to
+                .receive_binary(&frame.to_bytes(), Instant::now())
+                .unwrap(),
         };
         if let Some(message) = done {
             out.push((n, message));

@@ -1,6 +1,8 @@
 //! A negotiated receiver fed arbitrary binary frames never panics and never
 //! holds more than its bounds. The input is split into frames at 0xFF bytes.
 #![no_main]
+use std::time::Instant;
+
 use libfuzzer_sys::fuzz_target;
 use mcp_webrtc_core::{ChannelInfo, Config, Framer, PROTOCOL, Role, Transmit};
 
@@ -13,10 +15,10 @@ fuzz_target!(|data: &[u8]| {
     let mut offerer = Framer::new(Role::Offerer, config, &channel).expect("config");
     let mut answerer = Framer::new(Role::Answerer, config, &channel).expect("config");
     while let Some(Transmit::Binary(hello)) = answerer.poll_transmit() {
-        let _ = offerer.receive_binary(&hello.to_bytes());
+        let _ = offerer.receive_binary(&hello.to_bytes(), Instant::now());
     }
     for frame in data.split(|&b| b == 0xFF) {
-        let _ = offerer.receive_binary(frame);
+        let _ = offerer.receive_binary(frame, Instant::now());
         assert!(offerer.in_flight() <= 4);
         assert!(offerer.buffered_bytes() <= 1 << 17);
         let _ = offerer.receive_text(bytes::Bytes::copy_from_slice(frame));

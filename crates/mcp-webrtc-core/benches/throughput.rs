@@ -21,7 +21,7 @@
 )]
 
 use std::hint::black_box;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -59,7 +59,7 @@ fn transfer(from: &mut Framer, to: &mut Framer, scratch: &mut Vec<u8>) -> usize 
             Transmit::Text(text) => Some(to.receive_text(text).unwrap()),
             Transmit::Binary(frame) => {
                 wire(&frame, scratch);
-                to.receive_binary(scratch).unwrap()
+                to.receive_binary(scratch, Instant::now()).unwrap()
             }
         };
         if let Some(m) = message {

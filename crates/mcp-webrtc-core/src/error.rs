@@ -88,6 +88,19 @@ pub enum Error {
         /// The configured maximum.
         limit: u64,
     },
+    /// An inbound chunked message made no progress for too long and was
+    /// dropped, its buffer freed ([`Config::partial_timeout`](crate::Config::partial_timeout)).
+    #[error("incomplete message {id} dropped: {received} of {total} bytes, no frame for {after:?}")]
+    PartialTimeout {
+        /// The id of the dropped message.
+        id: u32,
+        /// Bytes received before it expired.
+        received: u64,
+        /// Its announced total.
+        total: u64,
+        /// The timeout that passed without a frame.
+        after: std::time::Duration,
+    },
     /// The outbound queue is full; the caller must wait for frames to drain.
     #[error("send queue full: {queued} bytes queued, adding {size} would exceed {limit}")]
     QueueFull {

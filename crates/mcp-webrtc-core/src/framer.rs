@@ -1,6 +1,7 @@
 //! The framer: per-channel negotiation, scheduling and reassembly.
 
 use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -47,7 +48,21 @@ pub struct Config {
     /// [`Error::QueueFull`]. A single message is accepted into an empty
     /// queue whatever its size.
     pub max_queued_bytes: u64,
+    /// How long a peer that announced chunked framing has to send its HELLO
+    /// before messages that need chunking are refused
+    /// ([`Error::NoPeerHello`]). Counted from the first time the framer is
+    /// given ([`Framer::handle_timeout`] or [`Framer::receive_binary`]).
+    pub hello_timeout: Duration,
+    /// How long an incomplete inbound message may go without a frame before
+    /// it is dropped and its buffer freed ([`Error::PartialTimeout`]).
+    pub partial_timeout: Duration,
 }
+
+/// The default [`Config::hello_timeout`]: 5 s.
+pub const DEFAULT_HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The default [`Config::partial_timeout`]: 30 s.
+pub const DEFAULT_PARTIAL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The default frame size: 16 KiB, as RFC 8831 advises when SCTP cannot
 /// interleave. See `docs/performance.md` for the measured trade-off.
@@ -64,6 +79,8 @@ impl Default for Config {
             max_in_flight: 32,
             max_buffered_bytes: 256 * 1024 * 1024,
             max_queued_bytes: 256 * 1024 * 1024,
+            hello_timeout: DEFAULT_HELLO_TIMEOUT,
+            partial_timeout: DEFAULT_PARTIAL_TIMEOUT,
         }
     }
 }
@@ -104,6 +121,20 @@ impl Config {
         self
     }
 
+    /// Set [`Config::hello_timeout`].
+    #[must_use]
+    pub fn with_hello_timeout(mut self, timeout: Duration) -> Config {
+        self.hello_timeout = timeout;
+        self
+    }
+
+    /// Set [`Config::partial_timeout`].
+    #[must_use]
+    pub fn with_partial_timeout(mut self, timeout: Duration) -> Config {
+        self.partial_timeout = timeout;
+        self
+    }
+
     /// Our receive limits, as announced in our HELLO.
     #[must_use]
     pub fn limits(&self) -> Hello {
@@ -131,6 +162,9 @@ impl Config {
                 "frame_size ({}) must exceed the {DATA_HEADER_LEN}-byte DATA header",
                 self.frame_size
             ));
+        }
+        if self.hello_timeout.is_zero() || self.partial_timeout.is_zero() {
+            return bad("hello_timeout and partial_timeout must be positive".into());
         }
         if self.max_buffered_bytes < self.max_message_size {
             return bad(format!(
@@ -184,6 +218,16 @@ impl ChannelInfo {
 /// messages wait until the peer's limits are known. On a channel with any
 /// other protocol string both sides stay in plain mode, which is exactly the
 /// wire format of the Python and TypeScript `mcp-webrtc` packages.
+///
+/// # Time
+///
+/// The framer has no clock, in the manner of quinn-proto and str0m. It
+/// learns the time from [`Framer::receive_binary`] and
+/// [`Framer::handle_timeout`], and [`Framer::poll_timeout`] says when it next
+/// needs [`Framer::handle_timeout`] to be called. Two timers run: the peer's
+/// HELLO ([`Config::hello_timeout`], from the first time the framer is
+/// given) and each incomplete inbound message ([`Config::partial_timeout`],
+/// from its last frame).
 #[derive(Debug)]
 pub struct Framer {
     role: Role,
@@ -193,6 +237,8 @@ pub struct Framer {
     peer_hello: Option<Hello>,
     /// [`Framer::abandon_waiting`] was called.
     hello_abandoned: bool,
+    /// When the HELLO timer expires (set from the first time given).
+    hello_deadline: Option<Instant>,
     channel_limit: u64,
     config: Config,
     scheduler: Scheduler,
@@ -231,6 +277,7 @@ impl Framer {
             negotiable,
             peer_hello: None,
             hello_abandoned: false,
+            hello_deadline: None,
             channel_limit,
             config,
             scheduler: Scheduler::new(frame_size, config.max_queued_bytes)?,
@@ -367,7 +414,8 @@ impl Framer {
     /// # Errors
     /// A typed error naming what was wrong. The frame is dropped; the
     /// session can go on.
-    pub fn receive_binary(&mut self, frame: &[u8]) -> Result<Option<Bytes>> {
+    pub fn receive_binary(&mut self, frame: &[u8], now: Instant) -> Result<Option<Bytes>> {
+        self.arm(now);
         if !self.negotiable {
             return Err(Error::NotNegotiated {
                 first_byte: frame.first().copied(),
@@ -384,7 +432,7 @@ impl Framer {
                 if self.mode != WireMode::Chunked {
                     return Err(Error::NotNegotiated { first_byte });
                 }
-                self.reassembler.receive(header, payload)
+                self.reassembler.receive(header, payload, now)
             }
         }
     }
@@ -405,14 +453,57 @@ impl Framer {
         Ok(())
     }
 
+    /// Whether messages that need chunking wait for the peer's HELLO.
+    fn awaiting_hello(&self) -> bool {
+        self.mode == WireMode::Chunked && self.peer_hello.is_none() && !self.hello_abandoned
+    }
+
+    /// Start the HELLO timer the first time the framer learns the time.
+    fn arm(&mut self, now: Instant) {
+        if self.hello_deadline.is_none() {
+            self.hello_deadline = Some(now.checked_add(self.config.hello_timeout).unwrap_or(now));
+        }
+    }
+
+    /// When [`Framer::handle_timeout`] must next be called: the HELLO
+    /// deadline while it is awaited, or the expiry of the oldest incomplete
+    /// inbound message. `None` when no timer runs (or, for the HELLO timer,
+    /// before the framer was first given the time: call
+    /// [`Framer::handle_timeout`] once when the channel opens).
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let hello = self.hello_deadline.filter(|_| self.awaiting_hello());
+        let partial = self.reassembler.next_expiry(self.config.partial_timeout);
+        match (hello, partial) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Fire the timers that are due at `now`:
+    /// - no HELLO by its deadline: as [`Framer::abandon_waiting`] (the
+    ///   messages that waited come back through [`Framer::poll_rejected`]);
+    /// - an incomplete inbound message whose last frame is
+    ///   [`Config::partial_timeout`] old is dropped, its buffer freed; the
+    ///   returned errors ([`Error::PartialTimeout`], one per message, at most
+    ///   [`Config::max_in_flight`]) say which.
+    ///
+    /// The first call also starts the HELLO timer.
+    pub fn handle_timeout(&mut self, now: Instant) -> Vec<Error> {
+        self.arm(now);
+        if self.awaiting_hello() && self.hello_deadline.is_some_and(|d| now >= d) {
+            self.abandon_waiting();
+        }
+        self.reassembler.expire(now, self.config.partial_timeout)
+    }
+
     /// Give up on the peer's HELLO: hand every message that waits for the
     /// peer's limits back through [`Framer::poll_rejected`] with
     /// [`Error::NoPeerHello`], and refuse such messages from now on (small
     /// messages still go as text).
     ///
-    /// The framer has no clock: a transport calls this when the peer
-    /// announced chunked framing but no HELLO arrived within its timeout
-    /// ([`Framer::peer_limits`] is still `None`). Does nothing once the
+    /// [`Framer::handle_timeout`] calls this when [`Config::hello_timeout`]
+    /// passes; call it yourself to give up sooner. Does nothing once the
     /// HELLO has arrived.
     pub fn abandon_waiting(&mut self) {
         if self.peer_hello.is_some() {

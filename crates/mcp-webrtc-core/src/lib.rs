@@ -23,6 +23,7 @@
 //! # Example
 //!
 //! ```
+//! use std::time::Instant;
 //! use bytes::Bytes;
 //! use mcp_webrtc_core::{ChannelInfo, Config, Framer, Role, Transmit, WireMode, PROTOCOL};
 //!
@@ -38,7 +39,7 @@
 //!         match t {
 //!             Transmit::Text(text) => delivered.push(to.receive_text(text)?),
 //!             Transmit::Binary(frame) => {
-//!                 delivered.extend(to.receive_binary(&frame.to_bytes())?);
+//!                 delivered.extend(to.receive_binary(&frame.to_bytes(), Instant::now())?);
 //!             }
 //!         }
 //!     }
@@ -70,7 +71,8 @@ pub mod wire;
 
 pub use error::{Error, Result};
 pub use framer::{
-    ChannelInfo, Config, DEFAULT_FRAME_SIZE, DEFAULT_MAX_MESSAGE_SIZE, Framer, Role, WireMode,
+    ChannelInfo, Config, DEFAULT_FRAME_SIZE, DEFAULT_HELLO_TIMEOUT, DEFAULT_MAX_MESSAGE_SIZE,
+    DEFAULT_PARTIAL_TIMEOUT, Framer, Role, WireMode,
 };
 pub use reassembler::Reassembler;
 pub use scheduler::{Rejected, Scheduler, Transmit};

@@ -15,8 +15,14 @@
 //! total) discards that message and frees its buffer. Later frames of a
 //! refused or discarded message are skipped without further errors, up to
 //! its last frame; the set of such messages is bounded too.
+//!
+//! A message that stops making progress expires: [`Reassembler::expire`]
+//! drops every message whose last frame is older than a timeout, frees its
+//! buffer and skips its remaining frames. The reassembler has no clock; the
+//! caller passes the time of each frame and of each expiry check.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -27,6 +33,8 @@ use crate::wire::{DataHeader, Hello};
 struct Partial {
     buf: Vec<u8>,
     total: u64,
+    /// When its last frame arrived.
+    last: Instant,
 }
 
 /// How many refused messages we remember, to skip their remaining frames
@@ -82,7 +90,12 @@ impl Reassembler {
     /// # Errors
     /// A typed error naming what was wrong with the frame; the session can
     /// go on after any of them.
-    pub fn receive(&mut self, header: DataHeader, payload: &[u8]) -> Result<Option<Bytes>> {
+    pub fn receive(
+        &mut self,
+        header: DataHeader,
+        payload: &[u8],
+        now: Instant,
+    ) -> Result<Option<Bytes>> {
         let DataHeader { id, offset, total } = header;
         let len = payload.len() as u64;
         // The same checks as Frame::parse, for callers that build headers
@@ -132,6 +145,7 @@ impl Reassembler {
                 return Err(error);
             }
             partial.buf.extend_from_slice(payload);
+            partial.last = now;
             if end < total {
                 return Ok(None);
             }
@@ -194,8 +208,52 @@ impl Reassembler {
         let mut buf = Vec::with_capacity(capacity);
         buf.extend_from_slice(payload);
         self.buffered = self.buffered.saturating_add(total);
-        self.partial.insert(id, Partial { buf, total });
+        self.partial.insert(
+            id,
+            Partial {
+                buf,
+                total,
+                last: now,
+            },
+        );
         Ok(None)
+    }
+
+    /// When the oldest-progressing message in flight expires, given
+    /// `timeout`: its last frame's time plus `timeout`.
+    #[must_use]
+    pub fn next_expiry(&self, timeout: Duration) -> Option<Instant> {
+        self.partial
+            .values()
+            .map(|p| p.last)
+            .min()
+            .map(|last| last.checked_add(timeout).unwrap_or(last))
+    }
+
+    /// Drop every message in flight whose last frame is `timeout` or more
+    /// before `now`: free its buffer, skip its remaining frames, and return
+    /// an [`Error::PartialTimeout`] for each (at most `max_in_flight`).
+    pub fn expire(&mut self, now: Instant, timeout: Duration) -> Vec<Error> {
+        let stale: Vec<u32> = self
+            .partial
+            .iter()
+            .filter(|(_, p)| now.saturating_duration_since(p.last) >= timeout)
+            .map(|(&id, _)| id)
+            .collect();
+        let mut errors = Vec::with_capacity(stale.len());
+        for id in stale {
+            if let Some(p) = self.partial.remove(&id) {
+                self.buffered = self.buffered.saturating_sub(p.total);
+                self.discard(id, p.total);
+                errors.push(Error::PartialTimeout {
+                    id,
+                    received: p.buf.len() as u64,
+                    total: p.total,
+                    after: timeout,
+                });
+            }
+        }
+        errors
     }
 
     fn abort(&mut self, id: u32) {

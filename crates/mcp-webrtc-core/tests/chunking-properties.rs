@@ -21,6 +21,8 @@
 
 mod common;
 
+use std::time::Instant;
+
 use bytes::Bytes;
 use common::{deliver, negotiated};
 use mcp_webrtc_core::{ChannelInfo, Config, Framer, PROTOCOL, Role, Transmit};
@@ -189,21 +191,21 @@ proptest! {
             .with_max_buffered_bytes(2 << 20);
         let (mut tx, mut rx) = negotiated(config);
         for f in &frames {
-            let _ = rx.receive_binary(f);
+            let _ = rx.receive_binary(f, Instant::now());
             check_bounds(&rx);
         }
         // Biased toward valid-looking headers: DATA type byte and small totals.
         for f in &frames {
             let mut g = f.clone();
             if let Some(b) = g.first_mut() { *b = 0x01; }
-            let _ = rx.receive_binary(&g);
+            let _ = rx.receive_binary(&g, Instant::now());
             check_bounds(&rx);
             let _ = rx.receive_text(Bytes::from(f.clone()));
         }
         // Another session on a plain channel refuses all binary input.
         let mut plain = Framer::new(Role::Answerer, Config::default(), &ChannelInfo::new("", None)).unwrap();
         for f in &frames {
-            prop_assert!(plain.receive_binary(f).is_err());
+            prop_assert!(plain.receive_binary(f, Instant::now()).is_err());
         }
         session_goes_on(&mut tx, &mut rx)?;
     }
@@ -238,7 +240,7 @@ proptest! {
         }
         let text = size <= frame;
         for f in &wire {
-            let result = if text { rx.receive_text(Bytes::from(f.clone())).map(Some) } else { rx.receive_binary(f) };
+            let result = if text { rx.receive_text(Bytes::from(f.clone())).map(Some) } else { rx.receive_binary(f, Instant::now()) };
             if let Err(e) = &result {
                 prop_assert!(!e.to_string().is_empty());
             }

@@ -13,6 +13,7 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::time::Instant;
 
 use bytes::Bytes;
 use common::{deliver_all, negotiated};
@@ -213,14 +214,17 @@ fn message_too_large_inbound() {
         .with_max_buffered_bytes(100_000);
     let (mut tx, mut rx) = receiver(config);
     assert_eq!(
-        rx.receive_binary(&data(5, 0, 100_001, b"{")),
+        rx.receive_binary(&data(5, 0, 100_001, b"{"), Instant::now()),
         Err(Error::MessageTooLarge {
             size: 100_001,
             limit: 100_000
         })
     );
     // The rest of the refused message is skipped quietly, and reserves nothing.
-    assert_eq!(rx.receive_binary(&data(5, 1, 100_001, b"x")), Ok(None));
+    assert_eq!(
+        rx.receive_binary(&data(5, 1, 100_001, b"x"), Instant::now()),
+        Ok(None)
+    );
     assert_eq!(rx.buffered_bytes(), 0);
     assert_eq!(
         rx.receive_text(Bytes::from(vec![b' '; 100_001])),
@@ -235,17 +239,23 @@ fn message_too_large_inbound() {
 #[test]
 fn too_many_in_flight() {
     let (mut tx, mut rx) = receiver(Config::default().with_max_in_flight(2));
-    assert_eq!(rx.receive_binary(&data(1, 0, 100, b"{")), Ok(None));
-    assert_eq!(rx.receive_binary(&data(2, 0, 100, b"{")), Ok(None));
     assert_eq!(
-        rx.receive_binary(&data(3, 0, 100, b"{")),
+        rx.receive_binary(&data(1, 0, 100, b"{"), Instant::now()),
+        Ok(None)
+    );
+    assert_eq!(
+        rx.receive_binary(&data(2, 0, 100, b"{"), Instant::now()),
+        Ok(None)
+    );
+    assert_eq!(
+        rx.receive_binary(&data(3, 0, 100, b"{"), Instant::now()),
         Err(Error::TooManyInFlight { id: 3, limit: 2 })
     );
     assert_eq!(rx.in_flight(), 2);
     // Finish message 1 to make room again.
     let rest = vec![b'x'; 99];
     assert_eq!(
-        rx.receive_binary(&data(1, 1, 100, &rest))
+        rx.receive_binary(&data(1, 1, 100, &rest), Instant::now())
             .unwrap()
             .map(|m| m.len()),
         Some(100)
@@ -253,7 +263,8 @@ fn too_many_in_flight() {
     assert_eq!(rx.in_flight(), 1);
     // Message 2 is abandoned by its sender: finish it so the sender's next
     // message (id 0 of this pair) has room.
-    rx.receive_binary(&data(2, 1, 100, &rest)).unwrap();
+    rx.receive_binary(&data(2, 1, 100, &rest), Instant::now())
+        .unwrap();
     still_works(&mut tx, &mut rx);
 }
 
@@ -263,9 +274,12 @@ fn buffer_limit_exceeded() {
         .with_max_message_size(1000)
         .with_max_buffered_bytes(1500);
     let (mut tx, mut rx) = receiver(config);
-    assert_eq!(rx.receive_binary(&data(1, 0, 1000, b"{")), Ok(None));
     assert_eq!(
-        rx.receive_binary(&data(2, 0, 600, b"{")),
+        rx.receive_binary(&data(1, 0, 1000, b"{"), Instant::now()),
+        Ok(None)
+    );
+    assert_eq!(
+        rx.receive_binary(&data(2, 0, 600, b"{"), Instant::now()),
         Err(Error::BufferLimitExceeded {
             id: 2,
             requested: 600,
@@ -274,7 +288,7 @@ fn buffer_limit_exceeded() {
         })
     );
     assert_eq!(rx.buffered_bytes(), 1000);
-    rx.receive_binary(&data(1, 1, 1000, &[b'x'; 999]))
+    rx.receive_binary(&data(1, 1, 1000, &[b'x'; 999]), Instant::now())
         .unwrap()
         .unwrap();
     assert_eq!(rx.buffered_bytes(), 0);
@@ -360,7 +374,7 @@ fn frame_layout_errors_are_typed() {
         ),
     ];
     for (frame, want) in cases {
-        let e = rx.receive_binary(&frame).unwrap_err();
+        let e = rx.receive_binary(&frame, Instant::now()).unwrap_err();
         assert_eq!(common::variant(&e), want, "{e}");
         assert!(!e.to_string().is_empty());
     }
@@ -370,9 +384,10 @@ fn frame_layout_errors_are_typed() {
 #[test]
 fn duplicate_frame_discards_the_message() {
     let (mut tx, mut rx) = receiver(Config::default());
-    rx.receive_binary(&data(1, 0, 30, &[b'a'; 10])).unwrap();
+    rx.receive_binary(&data(1, 0, 30, &[b'a'; 10]), Instant::now())
+        .unwrap();
     assert_eq!(
-        rx.receive_binary(&data(1, 0, 30, &[b'a'; 10])),
+        rx.receive_binary(&data(1, 0, 30, &[b'a'; 10]), Instant::now()),
         Err(Error::DuplicateFrame {
             id: 1,
             offset: 0,
@@ -382,16 +397,20 @@ fn duplicate_frame_discards_the_message() {
     assert_eq!(rx.in_flight(), 0);
     assert_eq!(rx.buffered_bytes(), 0);
     // The remaining frames of the discarded message are skipped quietly.
-    assert_eq!(rx.receive_binary(&data(1, 10, 30, &[b'a'; 20])), Ok(None));
+    assert_eq!(
+        rx.receive_binary(&data(1, 10, 30, &[b'a'; 20]), Instant::now()),
+        Ok(None)
+    );
     still_works(&mut tx, &mut rx);
 }
 
 #[test]
 fn out_of_order_frame_discards_the_message() {
     let (mut tx, mut rx) = receiver(Config::default());
-    rx.receive_binary(&data(1, 0, 30, &[b'a'; 10])).unwrap();
+    rx.receive_binary(&data(1, 0, 30, &[b'a'; 10]), Instant::now())
+        .unwrap();
     assert_eq!(
-        rx.receive_binary(&data(1, 20, 30, &[b'a'; 10])),
+        rx.receive_binary(&data(1, 20, 30, &[b'a'; 10]), Instant::now()),
         Err(Error::OutOfOrderFrame {
             id: 1,
             offset: 20,
@@ -405,9 +424,10 @@ fn out_of_order_frame_discards_the_message() {
 #[test]
 fn total_mismatch_discards_the_message() {
     let (mut tx, mut rx) = receiver(Config::default());
-    rx.receive_binary(&data(1, 0, 30, &[b'a'; 10])).unwrap();
+    rx.receive_binary(&data(1, 0, 30, &[b'a'; 10]), Instant::now())
+        .unwrap();
     assert_eq!(
-        rx.receive_binary(&data(1, 10, 31, &[b'a'; 10])),
+        rx.receive_binary(&data(1, 10, 31, &[b'a'; 10]), Instant::now()),
         Err(Error::TotalMismatch {
             id: 1,
             total: 31,
@@ -422,7 +442,7 @@ fn total_mismatch_discards_the_message() {
 fn unknown_message() {
     let (mut tx, mut rx) = receiver(Config::default());
     assert_eq!(
-        rx.receive_binary(&data(42, 10, 30, &[b'a'; 10])),
+        rx.receive_binary(&data(42, 10, 30, &[b'a'; 10]), Instant::now()),
         Err(Error::UnknownMessage { id: 42, offset: 10 })
     );
     still_works(&mut tx, &mut rx);
@@ -439,11 +459,11 @@ fn not_negotiated() {
     .unwrap();
     assert!(plain.is_idle(), "no HELLO toward a reference peer");
     assert!(matches!(
-        plain.receive_binary(&hello(&Config::default())),
+        plain.receive_binary(&hello(&Config::default()), Instant::now()),
         Err(Error::NotNegotiated { .. })
     ));
     assert!(matches!(
-        plain.receive_binary(&data(1, 0, 2, b"{}")),
+        plain.receive_binary(&data(1, 0, 2, b"{}"), Instant::now()),
         Err(Error::NotNegotiated { .. })
     ));
     // Our offerer before the answerer's HELLO: DATA is refused.
@@ -454,7 +474,7 @@ fn not_negotiated() {
     )
     .unwrap();
     assert!(matches!(
-        offerer.receive_binary(&data(1, 0, 2, b"{}")),
+        offerer.receive_binary(&data(1, 0, 2, b"{}"), Instant::now()),
         Err(Error::NotNegotiated { .. })
     ));
 }
@@ -463,11 +483,11 @@ fn not_negotiated() {
 fn unexpected_hello() {
     let (mut offerer, mut answerer) = negotiated(Config::default());
     assert!(matches!(
-        offerer.receive_binary(&hello(&Config::default())),
+        offerer.receive_binary(&hello(&Config::default()), Instant::now()),
         Err(Error::UnexpectedHello { .. })
     ));
     assert!(matches!(
-        answerer.receive_binary(&hello(&Config::default())),
+        answerer.receive_binary(&hello(&Config::default()), Instant::now()),
         Err(Error::UnexpectedHello { .. })
     ));
     still_works(&mut offerer, &mut answerer);
@@ -510,7 +530,7 @@ fn plain_channels_refuse_any_binary_with_not_negotiated() {
         (b"\x01\x00", Some(0x01)),
     ] {
         assert_eq!(
-            plain.receive_binary(input),
+            plain.receive_binary(input, Instant::now()),
             Err(Error::NotNegotiated { first_byte: first })
         );
     }
@@ -577,7 +597,7 @@ fn reassembler_checks_headers_it_did_not_parse() {
         total,
     };
     assert_eq!(
-        r.receive(header(0, 10), &[b'x'; 20]),
+        r.receive(header(0, 10), &[b'x'; 20], Instant::now()),
         Err(Error::FrameOverrun {
             id: 1,
             offset: 0,
@@ -586,11 +606,11 @@ fn reassembler_checks_headers_it_did_not_parse() {
         })
     );
     assert_eq!(
-        r.receive(header(0, 10), &[]),
+        r.receive(header(0, 10), &[], Instant::now()),
         Err(Error::EmptyPayload { id: 1, offset: 0 })
     );
     assert!(matches!(
-        r.receive(header(u64::MAX, u64::MAX), b"ab"),
+        r.receive(header(u64::MAX, u64::MAX), b"ab", Instant::now()),
         Err(Error::FrameOverrun { .. })
     ));
     assert_eq!(r.buffered_bytes(), 0);

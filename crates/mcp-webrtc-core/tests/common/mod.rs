@@ -9,6 +9,8 @@
     clippy::arithmetic_side_effects
 )]
 
+use std::time::Instant;
+
 use bytes::Bytes;
 use mcp_webrtc_core::{ChannelInfo, Config, Error, Framer, PROTOCOL, Role, Transmit};
 
@@ -27,7 +29,7 @@ pub fn negotiated(config: Config) -> (Framer, Framer) {
 pub fn deliver(t: Transmit, to: &mut Framer) -> Result<Option<Bytes>, Error> {
     match t {
         Transmit::Text(text) => to.receive_text(text).map(Some),
-        Transmit::Binary(frame) => to.receive_binary(&frame.to_bytes()),
+        Transmit::Binary(frame) => to.receive_binary(&frame.to_bytes(), Instant::now()),
     }
 }
 
