@@ -453,8 +453,11 @@ impl Framer {
         Ok(())
     }
 
-    /// Whether messages that need chunking wait for the peer's HELLO.
-    fn awaiting_hello(&self) -> bool {
+    /// Whether messages that need chunking wait for the peer's HELLO: it
+    /// announced chunked framing, its HELLO has not come, and the framer has
+    /// not given up on it.
+    #[must_use]
+    pub fn awaiting_hello(&self) -> bool {
         self.mode == WireMode::Chunked && self.peer_hello.is_none() && !self.hello_abandoned
     }
 

@@ -3,9 +3,16 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-pub use mcp_webrtc_core::Role;
-
 use crate::{Error, Result};
+
+/// Which side of the WebRTC handshake a peer is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Sends the SDP offer and creates the data channel.
+    Offerer,
+    /// Answers the offer and accepts the peer's data channel.
+    Answerer,
+}
 
 /// An ICE server (STUN or TURN).
 #[derive(Clone, PartialEq, Eq)]
@@ -95,9 +102,9 @@ pub struct PeerConfig {
     pub trickle: bool,
     /// The data channel's label (offerer). Default `mcp`.
     pub label: String,
-    /// The data channel's protocol string (offerer). Default
-    /// [`mcp_webrtc_core::PROTOCOL`], which offers chunked framing; empty to
-    /// look exactly like the reference packages.
+    /// The data channel's protocol string (offerer). Default empty, as the
+    /// reference packages create it; the `mcp-webrtc` facade sets its
+    /// framing protocol (`mcp-webrtc/1`) here to offer chunked framing.
     pub protocol: String,
     /// The `a=max-message-size` we advertise, at most 262144 (the stack's cap).
     pub max_message_size: u32,
@@ -134,7 +141,7 @@ impl PeerConfig {
             ice_policy: IcePolicy::All,
             trickle: true,
             label: "mcp".to_owned(),
-            protocol: mcp_webrtc_core::PROTOCOL.to_owned(),
+            protocol: String::new(),
             max_message_size: 262_144,
             remote_fingerprint: None,
             handshake_timeout: Duration::from_secs(30),

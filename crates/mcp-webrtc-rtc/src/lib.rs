@@ -28,4 +28,7 @@ mod sdp;
 
 pub use config::{IcePolicy, IceServer, PeerConfig, Role};
 pub use error::{Error, Phase, Result};
-pub use peer::{ChannelInfo, Connection, HandshakeTimings, Incoming, Stats, connect};
+pub use peer::{
+    ChannelInfo, Connection, DEFAULT_DRAIN, HandshakeTimings, Incoming, MAX_REMOTE_CANDIDATES,
+    Stats, connect,
+};

@@ -106,10 +106,11 @@ async fn trickle_both_sides_carries_200_kib_each_way() {
         pair_with(PeerConfig::offerer(), PeerConfig::answerer()).await;
     assert!(candidates(&server_log) > 0, "the offerer trickled");
     assert!(candidates(&client_log) > 0, "the answerer trickled");
-    // Defaults: channel mcp, our protocol, 262144 advertised both ways.
+    // Defaults: channel mcp, no protocol string, 262144 advertised both
+    // ways.
     for c in [&server, &client] {
         assert_eq!(c.info().label, "mcp");
-        assert_eq!(c.info().protocol, mcp_webrtc_core::PROTOCOL);
+        assert_eq!(c.info().protocol, "");
         assert_eq!(c.info().max_message_size, 262_144);
         assert_eq!(c.info().remote_max_message_size, Some(262_144));
     }

@@ -9,7 +9,8 @@ use mcp_webrtc_signaling::Signaling;
 use rmcp::service::{RoleClient, RoleServer, ServiceRole};
 
 use crate::error::{Error, Result};
-use crate::transport::{Settings, WebRtcTransport};
+use crate::transport::{Settings, WebRtcTransport, new_session_id};
+use tracing::Instrument;
 
 /// Options for a [`WebRtcTransport`]; start from [`WebRtcTransport::builder`].
 ///
@@ -25,9 +26,16 @@ pub struct Builder {
     initiator: Option<bool>,
     chunking: bool,
     framer: mcp_webrtc_core::Config,
-    hello_timeout: Duration,
     close_timeout: Duration,
+    max_pending_replies: usize,
+    parse_off_thread: usize,
 }
+
+/// The default [`Builder::max_pending_replies`]: 64.
+pub const DEFAULT_MAX_PENDING_REPLIES: usize = 64;
+
+/// The default [`Builder::parse_off_thread`]: 1 MiB.
+pub const DEFAULT_PARSE_OFF_THREAD: usize = 1024 * 1024;
 
 /// The data channel's send buffer: 256 KiB. Frames waiting there are past
 /// the interleaving scheduler, so a small response queues behind all of
@@ -43,8 +51,9 @@ impl Default for Builder {
             initiator: None,
             chunking: true,
             framer: mcp_webrtc_core::Config::default(),
-            hello_timeout: Duration::from_secs(5),
             close_timeout: Duration::from_secs(10),
+            max_pending_replies: DEFAULT_MAX_PENDING_REPLIES,
+            parse_off_thread: DEFAULT_PARSE_OFF_THREAD,
         }
     }
 }
@@ -155,7 +164,33 @@ impl Builder {
     /// How long a peer that announced chunked framing has to send its
     /// limits before large messages to it are refused. Default 5 s.
     pub fn hello_timeout(mut self, timeout: Duration) -> Self {
-        self.hello_timeout = timeout;
+        self.framer = self.framer.with_hello_timeout(timeout);
+        self
+    }
+
+    /// How long an incomplete inbound message may go without a frame before
+    /// it is dropped and its memory freed (a peer that starts a large
+    /// message and never finishes it). Default 30 s.
+    pub fn partial_timeout(mut self, timeout: Duration) -> Self {
+        self.framer = self.framer.with_partial_timeout(timeout);
+        self
+    }
+
+    /// How many replies to malformed requests may wait to go out (default
+    /// 64). While that many wait (the peer sends garbage and reads nothing),
+    /// nothing more is read from the channel, so the peer's sends stall
+    /// instead of our memory growing; replies beyond it are dropped and
+    /// counted ([`TransportStats::replies_dropped`](crate::TransportStats)).
+    pub fn max_pending_replies(mut self, replies: usize) -> Self {
+        self.max_pending_replies = replies;
+        self
+    }
+
+    /// Inbound messages at least this large (default 1 MiB) are parsed on
+    /// a blocking thread, so that a 100 MiB result does not hold an async
+    /// worker for the tens of milliseconds its parse takes.
+    pub fn parse_off_thread(mut self, bytes: usize) -> Self {
+        self.parse_off_thread = bytes;
         self
     }
 
@@ -236,22 +271,38 @@ impl Builder {
         let invalid = |reason: String| Error::InvalidConfig { reason };
         peer.validate().map_err(|e| invalid(e.to_string()))?;
         self.framer.validate().map_err(|e| invalid(e.to_string()))?;
+        if self.max_pending_replies == 0 {
+            return Err(invalid("max_pending_replies must be at least 1".into()));
+        }
+        let session_id = new_session_id();
+        let span = tracing::info_span!("mcp-webrtc", session = %session_id);
         let conn = mcp_webrtc_rtc::connect(peer, signaling)
+            .instrument(span.clone())
             .await
             .map_err(Error::Connect)?;
         let info = conn.info();
+        // The framer sees the channel as core describes it.
         let channel =
             mcp_webrtc_core::ChannelInfo::new(info.protocol.clone(), Some(info.max_message_size));
+        let framer_role = match role {
+            Role::Offerer => mcp_webrtc_core::Role::Offerer,
+            Role::Answerer => mcp_webrtc_core::Role::Answerer,
+        };
         let framer =
-            Framer::new(role, self.framer, &channel).map_err(|e| invalid(e.to_string()))?;
-        tracing::debug!(?role, mode = ?framer.mode(), ?info, "MCP transport open");
+            Framer::new(framer_role, self.framer, &channel).map_err(|e| invalid(e.to_string()))?;
+        span.in_scope(|| {
+            tracing::debug!(?role, mode = ?framer.mode(), ?info, "MCP transport open");
+        });
         Ok(WebRtcTransport::start(
             conn,
             framer,
             Settings {
-                hello_timeout: self.hello_timeout,
                 close_timeout: self.close_timeout,
+                max_pending_replies: self.max_pending_replies,
+                parse_off_thread: self.parse_off_thread,
             },
+            span,
+            session_id,
         ))
     }
 }

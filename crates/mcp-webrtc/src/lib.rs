@@ -42,7 +42,10 @@ mod builder;
 mod error;
 mod transport;
 
-pub use builder::{Builder, DEFAULT_SEND_BUFFER, webrtc_client_transport, webrtc_server_transport};
+pub use builder::{
+    Builder, DEFAULT_MAX_PENDING_REPLIES, DEFAULT_PARSE_OFF_THREAD, DEFAULT_SEND_BUFFER,
+    webrtc_client_transport, webrtc_server_transport,
+};
 pub use error::{Error, Result};
 pub use transport::{EndReason, TransportHandle, TransportStats, WebRtcTransport};
 
