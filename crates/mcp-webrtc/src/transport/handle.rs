@@ -34,6 +34,7 @@ impl TransportHandle {
         let out = self.shared.out();
         stats.queued_bytes = out.queued_bytes();
         stats.pending_replies = out.replies.len() as u64;
+        stats.buffered_bytes = out.framer.buffered_bytes();
         stats
     }
 

@@ -40,6 +40,8 @@ pub struct TransportStats {
     /// [`Builder::max_pending_replies`](crate::Builder::max_pending_replies);
     /// while that many wait, nothing more is read from the channel.
     pub pending_replies: u64,
+    /// Now, not a total: bytes reserved for incomplete inbound messages.
+    pub buffered_bytes: u64,
 }
 
 #[derive(Debug, Default)]
@@ -76,6 +78,7 @@ impl Counters {
             bytes_received: get(&self.bytes_received),
             queued_bytes: 0,
             pending_replies: 0,
+            buffered_bytes: 0,
         }
     }
 }
