@@ -40,6 +40,8 @@ mod memory;
 mod message;
 #[cfg(feature = "relay")]
 pub mod relay;
+#[cfg(any(feature = "relay", feature = "websocket"))]
+pub mod relay_protocol;
 #[cfg(feature = "stdio")]
 mod stdio;
 #[cfg(feature = "tcp")]

@@ -71,8 +71,23 @@ fn ws_error(e: &tungstenite::Error) -> Error {
                 .as_deref()
                 .map(String::from_utf8_lossy)
                 .unwrap_or_default();
-            Error::WebSocket {
-                reason: format!("HTTP {} {}", response.status(), body.trim()),
+            let status = response.status();
+            // A relay refuses before the upgrade with an HTTP status and the
+            // reason as the body; report it as the close code it stands for.
+            if status.is_client_error() || status.is_server_error() {
+                let reason = body.trim();
+                Error::Relay {
+                    code: crate::relay_protocol::close_code_of_http(status.as_u16()),
+                    reason: if reason.is_empty() {
+                        format!("HTTP {status}")
+                    } else {
+                        reason.to_owned()
+                    },
+                }
+            } else {
+                Error::WebSocket {
+                    reason: format!("HTTP {status} {}", body.trim()),
+                }
             }
         }
         tungstenite::Error::Io(io)
@@ -146,7 +161,10 @@ impl WebSocketSignaling {
     /// [`Options::connect_timeout`].
     ///
     /// # Errors
-    /// [`Error::WebSocket`] with the HTTP status for a refused upgrade,
+    /// [`Error::Relay`] for an upgrade the relay refused (with the close code
+    /// its HTTP status stands for, see
+    /// [`relay_protocol`](crate::relay_protocol)), [`Error::WebSocket`] for
+    /// another refused upgrade,
     /// [`Error::Timeout`], or a TLS or network error.
     pub async fn connect(url: &str, options: WebSocketOptions) -> Result<WebSocketSignaling> {
         let ws = open(url, &options).await?;
@@ -321,7 +339,7 @@ impl RelayHost {
     /// that is taken.
     pub async fn register(base: &str, host: &str, options: WebSocketOptions) -> Result<RelayHost> {
         let base = base.trim_end_matches('/').to_owned();
-        let control = open(&format!("{base}/v1/host/{host}"), &options).await?;
+        let control = open(&crate::relay_protocol::host_url(&base, host), &options).await?;
         Ok(RelayHost {
             control,
             base,
@@ -333,7 +351,7 @@ impl RelayHost {
     /// The URL a client connects to, to reach `host` at the relay at `base`.
     #[must_use]
     pub fn client_url(base: &str, host: &str) -> String {
-        format!("{}/v1/host/{host}/connect", base.trim_end_matches('/'))
+        crate::relay_protocol::client_url(base, host)
     }
 
     /// Wait for the next client and join its room. Cancel-safe: a session
@@ -350,23 +368,22 @@ impl RelayHost {
     pub async fn accept(&mut self) -> Result<WebSocketSignaling> {
         loop {
             if let Some(room) = self.pending_room.clone() {
-                let url = format!("{}/v1/room/{room}", self.base);
+                let url = crate::relay_protocol::room_url(&self.base, &room);
                 let joined = WebSocketSignaling::connect(&url, self.options.clone()).await;
                 self.pending_room = None;
                 return joined;
             }
             let room = match self.control.next().await {
                 Some(Ok(Message::Text(text))) => {
-                    let v: serde_json::Value =
-                        serde_json::from_str(text.as_str()).map_err(|e| Error::InvalidJson {
-                            dialect: Dialect::W3c,
-                            reason: e.to_string(),
-                        })?;
-                    match v.get("room").and_then(|r| r.as_str()) {
-                        Some(room) if v.get("type").and_then(|t| t.as_str()) == Some("session") => {
-                            room.to_owned()
+                    match serde_json::from_str::<crate::relay_protocol::RelayMessage>(&text) {
+                        Ok(crate::relay_protocol::RelayMessage::Session { room }) => room,
+                        Ok(_) => continue,
+                        Err(e) => {
+                            return Err(Error::InvalidJson {
+                                dialect: Dialect::W3c,
+                                reason: e.to_string(),
+                            });
                         }
-                        _ => continue,
                     }
                 }
                 Some(Ok(Message::Close(frame))) => {

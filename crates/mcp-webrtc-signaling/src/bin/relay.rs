@@ -42,6 +42,15 @@ struct Args {
     /// Rooms open at once.
     #[arg(long, default_value_t = 10_000)]
     max_rooms: usize,
+    /// Rooms one token may have open at once.
+    #[arg(long, default_value_t = 100)]
+    max_rooms_per_token: usize,
+    /// Connections open at once from one IP address.
+    #[arg(long, default_value_t = 32)]
+    max_connections_per_ip: usize,
+    /// Client connections per second a host accepts (bursts of twice that).
+    #[arg(long, default_value_t = 10)]
+    host_connect_rate: u32,
 }
 
 #[tokio::main]
@@ -58,7 +67,10 @@ async fn main() -> std::process::ExitCode {
         .max_message_size(args.max_message_size)
         .room_message_budget(args.room_message_budget)
         .idle_timeout(Duration::from_secs(args.idle_timeout))
-        .max_rooms(args.max_rooms);
+        .max_rooms(args.max_rooms)
+        .max_rooms_per_token(args.max_rooms_per_token)
+        .max_connections_per_ip(args.max_connections_per_ip)
+        .host_connect_rate(args.host_connect_rate);
     let relay = match RelayServer::bind(args.listen.as_str(), config).await {
         Ok(relay) => relay,
         Err(e) => {

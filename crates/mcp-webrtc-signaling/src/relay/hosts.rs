@@ -1,0 +1,215 @@
+//! Host registrations: a server registers a name and is told of each client
+//! that connects to it. A name stays bound to the token that first
+//! registered it, also after its registration lapses, and each host's
+//! client connections are rate-limited.
+
+use std::collections::HashMap;
+
+use futures::StreamExt;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::auth::TokenId;
+use super::{Shared, Socket, close, send_ws};
+use crate::relay_protocol::{CLOSE_CONFLICT, CLOSE_IDLE, CLOSE_SHUTDOWN, CLOSE_UNAVAILABLE};
+
+/// A token bucket in thousandths of a connection: `rate` per second, bursts
+/// of twice that.
+struct Bucket {
+    milli: u64,
+    at: Instant,
+}
+
+impl Bucket {
+    fn full(rate: u32) -> Bucket {
+        Bucket {
+            milli: u64::from(rate).saturating_mul(2000),
+            at: Instant::now(),
+        }
+    }
+
+    fn take(&mut self, rate: u32) -> bool {
+        let now = Instant::now();
+        let elapsed =
+            u64::try_from(now.saturating_duration_since(self.at).as_millis()).unwrap_or(u64::MAX);
+        let capacity = u64::from(rate).saturating_mul(2000);
+        self.milli = self
+            .milli
+            .saturating_add(elapsed.saturating_mul(u64::from(rate)))
+            .min(capacity);
+        self.at = now;
+        if self.milli >= 1000 {
+            self.milli = self.milli.saturating_sub(1000);
+            true
+        } else {
+            false
+        }
+    }
+}
+
+struct Host {
+    /// The token that registered the name first; only it may register it
+    /// again.
+    owner: TokenId,
+    /// The live registration's notices, if it is registered now.
+    control: Option<mpsc::Sender<String>>,
+    /// Tells a live registration its name was taken over by its owner.
+    since: Instant,
+    bucket: Bucket,
+}
+
+/// Every host name the relay knows, registered or lapsed.
+#[derive(Default)]
+pub(super) struct Hosts {
+    map: HashMap<String, Host>,
+}
+
+impl Hosts {
+    /// Registered hosts.
+    pub(super) fn registered(&self) -> usize {
+        self.map
+            .values()
+            .filter(|h| h.control.as_ref().is_some_and(|c| !c.is_closed()))
+            .count()
+    }
+}
+
+/// Why a client cannot connect to a host.
+pub(super) enum Refused {
+    NoSuchHost,
+    Throttled,
+}
+
+impl Shared {
+    /// Admit a client of `host`: the host's notice channel and owner.
+    pub(super) fn connect_to(
+        &self,
+        host: &str,
+    ) -> Result<(mpsc::Sender<String>, TokenId), Refused> {
+        let mut hosts = self.hosts();
+        let Some(h) = hosts.map.get_mut(host) else {
+            return Err(Refused::NoSuchHost);
+        };
+        let Some(control) = h.control.clone().filter(|c| !c.is_closed()) else {
+            return Err(Refused::NoSuchHost);
+        };
+        if !h.bucket.take(self.config.host_connect_rate) {
+            return Err(Refused::Throttled);
+        }
+        Ok((control, h.owner))
+    }
+
+    /// Register `host` for `token`.
+    fn register(
+        &self,
+        host: &str,
+        token: TokenId,
+        control: mpsc::Sender<String>,
+    ) -> Result<(), (u16, &'static str)> {
+        let mut hosts = self.hosts();
+        if let Some(h) = hosts.map.get_mut(host) {
+            if h.owner != token {
+                return Err((CLOSE_CONFLICT, "host name taken"));
+            }
+            if h.control.as_ref().is_some_and(|c| !c.is_closed()) {
+                return Err((CLOSE_CONFLICT, "host name taken"));
+            }
+            h.control = Some(control);
+            h.since = Instant::now();
+            return Ok(());
+        }
+        if hosts.map.len() >= self.config.max_hosts {
+            // Forget the name that lapsed longest ago, if any.
+            let oldest = hosts
+                .map
+                .iter()
+                .filter(|(_, h)| h.control.as_ref().is_none_or(mpsc::Sender::is_closed))
+                .min_by_key(|(_, h)| h.since)
+                .map(|(name, _)| name.clone());
+            match oldest {
+                Some(name) => {
+                    hosts.map.remove(&name);
+                }
+                None => return Err((CLOSE_UNAVAILABLE, "too many hosts")),
+            }
+        }
+        hosts.map.insert(
+            host.to_owned(),
+            Host {
+                owner: token,
+                control: Some(control),
+                since: Instant::now(),
+                bucket: Bucket::full(self.config.host_connect_rate),
+            },
+        );
+        Ok(())
+    }
+
+    /// The registration whose notices go to `control` ended: the name
+    /// lapses, still bound to its token (unless its owner has registered it
+    /// again meanwhile).
+    fn lapse(&self, host: &str, control: &mpsc::Sender<String>) {
+        if let Some(h) = self.hosts().map.get_mut(host)
+            && h.control.as_ref().is_some_and(|c| c.same_channel(control))
+        {
+            h.control = None;
+            h.since = Instant::now();
+        }
+    }
+}
+
+/// Serve one host registration until it closes, stops answering pings, or
+/// the relay stops.
+pub(super) async fn run_host(
+    mut ws: Socket,
+    host: String,
+    token: TokenId,
+    shared: &Shared,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let (tx, mut rx) = mpsc::channel::<String>(64);
+    let mine = tx.clone();
+    if let Err((code, reason)) = shared.register(&host, token, tx) {
+        shared.refuse();
+        tracing::info!(host = %host, reason, "relay: host refused");
+        close(&mut ws, code, reason).await;
+        return;
+    }
+    tracing::info!(host = %host, "relay: host registered");
+    let interval = shared.config.host_ping_interval;
+    let mut ping = tokio::time::interval(interval);
+    let mut last_seen = Instant::now();
+    // Bounded: each pass handles one event; pings end a silent host.
+    loop {
+        tokio::select! {
+            _ = stopped.changed() => {
+                close(&mut ws, CLOSE_SHUTDOWN, "relay shutting down").await;
+                break;
+            }
+            _ = ping.tick() => {
+                if last_seen.elapsed() > interval.saturating_mul(3) {
+                    close(&mut ws, CLOSE_IDLE, "host stopped answering pings").await;
+                    break;
+                }
+                if !send_ws(&mut ws, Message::Ping(Vec::new().into())).await {
+                    break;
+                }
+            }
+            out = rx.recv() => match out {
+                Some(text) => {
+                    if !send_ws(&mut ws, Message::text(text)).await {
+                        break;
+                    }
+                }
+                None => break,
+            },
+            incoming = ws.next() => match incoming {
+                None | Some(Err(_) | Ok(Message::Close(_))) => break,
+                Some(Ok(_)) => last_seen = Instant::now(),
+            },
+        }
+    }
+    shared.lapse(&host, &mine);
+    tracing::info!(host = %host, "relay: host left");
+}
