@@ -20,6 +20,20 @@ pub enum Phase {
     DataChannel,
 }
 
+/// What a timeout in `phase` most often means.
+fn timeout_hint(phase: Phase) -> &'static str {
+    match phase {
+        Phase::Signaling => ": the peer did not answer over signaling",
+        Phase::Ice => ": no candidate pair answered (check the ICE servers and the network)",
+        // The stack refuses a certificate that does not match the SDP's
+        // fingerprint by never completing the handshake.
+        Phase::Dtls => {
+            ": the peer's certificate was refused or never came (does it match the fingerprint in its SDP? someone may have altered the signaling)"
+        }
+        Phase::Sdp | Phase::Sctp | Phase::DataChannel => "",
+    }
+}
+
 impl fmt::Display for Phase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -96,7 +110,7 @@ pub enum Error {
         found: String,
     },
     /// Set-up did not finish within the handshake timeout.
-    #[error("handshake timed out after {after:?} during {phase}")]
+    #[error("handshake timed out after {after:?} during {phase}{}", timeout_hint(*phase))]
     HandshakeTimeout {
         /// The phase set-up was in.
         phase: Phase,

@@ -207,3 +207,74 @@ async fn a_flood_of_remote_candidates_is_cut_at_the_limit() {
     offerer.close().await;
     answerer.close().await;
 }
+
+/// Signaling that rewrites the fingerprint in the answer it delivers: the
+/// SDP then names the pinned certificate, while the peer presents its own.
+struct RewriteFingerprint {
+    inner: MemorySignaling,
+    to: String,
+}
+
+impl Signaling for RewriteFingerprint {
+    fn send(&mut self, message: SignalMessage) -> BoxFuture<'_, mcp_webrtc_signaling::Result<()>> {
+        self.inner.send(message)
+    }
+    fn recv(&mut self) -> BoxFuture<'_, mcp_webrtc_signaling::Result<Option<SignalMessage>>> {
+        Box::pin(async move {
+            Ok(match self.inner.recv().await? {
+                Some(SignalMessage::Answer(sdp)) => {
+                    let rewritten: Vec<String> = sdp
+                        .split("\r\n")
+                        .map(|line| {
+                            if line.starts_with("a=fingerprint:") {
+                                format!("a=fingerprint:{}", self.to)
+                            } else {
+                                line.to_owned()
+                            }
+                        })
+                        .collect();
+                    Some(SignalMessage::Answer(rewritten.join("\r\n")))
+                }
+                other => other,
+            })
+        })
+    }
+    fn close(&mut self) -> BoxFuture<'_, mcp_webrtc_signaling::Result<()>> {
+        self.inner.close()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_other_than_the_pinned_one_is_refused_in_dtls() {
+    // What a relay that swapped in its own SDP would show: the pinned
+    // fingerprint in the answer, and a DTLS peer with another certificate.
+    let pinned = "sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF";
+    let (a, b) = MemorySignaling::pair();
+    let a = RewriteFingerprint {
+        inner: a,
+        to: pinned.to_owned(),
+    };
+    let (offerer, answerer) = tokio::time::timeout(T, async {
+        tokio::join!(
+            connect(
+                loopback(PeerConfig::offerer())
+                    .with_remote_fingerprint(pinned)
+                    .with_handshake_timeout(Duration::from_secs(4)),
+                a
+            ),
+            connect(
+                loopback(PeerConfig::answerer()).with_handshake_timeout(Duration::from_secs(4)),
+                b
+            )
+        )
+    })
+    .await
+    .unwrap();
+    let e = offerer.expect_err("the offerer must refuse the peer's certificate");
+    assert_eq!(e.phase(), Some(mcp_webrtc_rtc::Phase::Dtls), "{e}");
+    assert!(e.to_string().contains("fingerprint"), "{e}");
+    assert!(
+        answerer.is_err(),
+        "no channel opens on the other side either"
+    );
+}

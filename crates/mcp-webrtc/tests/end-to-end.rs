@@ -228,6 +228,56 @@ async fn small_calls_complete_while_100_mib_streams() {
     shut_down(Session { client, ..s }).await;
 }
 
+/// How much of a bulk result each small call waits behind: the bytes the
+/// client took from the channel between sending a small call and getting its
+/// answer, while a 100 MiB result streams. Interleaving keeps it to about
+/// the data channel's send buffer (256 KiB) plus what is in flight; a FIFO
+/// scheduler makes it the rest of the bulk result, and a 64 MiB send buffer
+/// up to 64 MiB.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_call_waits_behind_little_of_a_bulk_result() {
+    const BULK: u64 = 100 << 20;
+    let s = session(loopback(), loopback()).await;
+    let client = Arc::new(s.client);
+    let base = s.server_handle.stats().bytes_sent;
+    let bulk = tokio::spawn({
+        let client = Arc::clone(&client);
+        async move { check_blob(&client, BULK as usize, 5).await }
+    });
+    let started = tokio::time::Instant::now();
+    while s.server_handle.stats().bytes_sent < base + (4 << 20) {
+        assert!(started.elapsed() < LIMIT, "the bulk result never started");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let mut waits = Vec::new();
+    while !bulk.is_finished() && waits.len() < 100 {
+        let before = s.client_handle.stats().bytes_received;
+        let result = call(&client, "echo", serde_json::json!({ "text": "small" }))
+            .await
+            .unwrap();
+        let after = s.client_handle.stats().bytes_received;
+        assert_eq!(text(&result, 0), "small");
+        // Only calls answered while the bulk result was still arriving.
+        if after < base + BULK {
+            waits.push(after - before);
+        }
+    }
+    bulk.await.unwrap();
+    assert!(
+        waits.len() >= 5,
+        "too few calls during the transfer: {waits:?}"
+    );
+    waits.sort_unstable();
+    let median = waits[waits.len() / 2];
+    assert!(
+        median < 8 << 20,
+        "a small call waited behind {median} bytes of the bulk result (median of {})",
+        waits.len()
+    );
+    let client = Arc::try_unwrap(client).expect("no other owner");
+    shut_down(Session { client, ..s }).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_shutdown_ends_the_server_session_cleanly() {
     let s = session(loopback(), loopback()).await;
