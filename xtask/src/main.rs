@@ -137,6 +137,8 @@ fn ci() -> Result<(), String> {
     fmt.args(["fmt", "--all", "--", "--check"]);
     step("cargo fmt --check", fmt)?;
 
+    vectors_match()?;
+
     let mut clippy = cargo();
     clippy.args([
         "clippy",
@@ -189,6 +191,35 @@ fn ci() -> Result<(), String> {
     interop::run()?;
 
     println!("==> all CI steps passed");
+    Ok(())
+}
+
+/// The wire vectors are generated from the spec by an independent Python
+/// implementation; the committed file must be exactly what it prints.
+fn vectors_match() -> Result<(), String> {
+    println!("==> wire vectors regenerate identically");
+    let dir = workspace_root().join("crates/mcp-webrtc-core/tests/vectors");
+    let out = Command::new("python3")
+        .arg(dir.join("generate.py"))
+        .output()
+        .map_err(|e| format!("wire vectors: could not run python3: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "wire vectors: generate.py failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let committed = std::fs::read(dir.join("wire-v1.json"))
+        .map_err(|e| format!("wire vectors: cannot read wire-v1.json: {e}"))?;
+    if out.stdout != committed {
+        return Err(
+            "wire vectors: wire-v1.json differs from what generate.py prints; \
+             run `python3 crates/mcp-webrtc-core/tests/vectors/generate.py > \
+             crates/mcp-webrtc-core/tests/vectors/wire-v1.json` and review the diff"
+                .into(),
+        );
+    }
+    println!("==> wire vectors regenerate identically: ok");
     Ok(())
 }
 
