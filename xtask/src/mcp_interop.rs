@@ -149,8 +149,10 @@ impl Proc {
         Ok(())
     }
 
-    /// Every `CHECK` line passed, and there was at least one.
-    fn checks_passed(&self) -> Result<usize, String> {
+    /// Exactly the `expected` checks ran, in that order, and every one
+    /// passed: a cell cut off early, or one whose peer skipped a check,
+    /// fails.
+    fn checks_exactly(&self, expected: &[&str]) -> Result<usize, String> {
         let checks: Vec<String> = self
             .lines()
             .into_iter()
@@ -162,12 +164,51 @@ impl Proc {
         {
             return Err(format!("{}: {bad}", self.name));
         }
-        if checks.is_empty() {
-            return Err(format!("{}: no checks ran", self.name));
+        let ran: Vec<&str> = checks.iter().filter_map(|l| l.split(' ').nth(1)).collect();
+        if ran != expected {
+            return Err(format!(
+                "{}: checks {ran:?} ran, expected exactly {expected:?}",
+                self.name
+            ));
         }
         Ok(checks.len())
     }
+
+    /// Every line in `expected` was printed (each as a prefix), in order.
+    fn printed_in_order(&self, expected: &[&str]) -> Result<(), String> {
+        let lines = self.lines();
+        let mut rest = lines.iter();
+        for want in expected {
+            if !rest.any(|l| l.starts_with(want)) {
+                return Err(format!(
+                    "{}: no `{want}` line (in order) among {lines:?}",
+                    self.name
+                ));
+            }
+        }
+        Ok(())
+    }
 }
+
+/// The checks the Python client makes in full, and up to where it holds.
+const PY_CLIENT_CHECKS: &[&str] = &[
+    "initialize",
+    "list_tools",
+    "call_tool",
+    "result_200KiB",
+    "oversize_error",
+    "after_oversize",
+];
+const PY_CLIENT_CHECKS_HOLD: &[&str] = &["initialize", "list_tools", "call_tool", "result_200KiB"];
+
+/// What our greeter client prints for a session that did everything.
+const RUST_CLIENT_LINES: &[&str] = &[
+    "initialized in ",
+    "tools: ",
+    "greet -> Hello, world!",
+    "blob -> 204800 bytes, sha256 matches",
+];
+const RUST_CLIENT_LINES_HOLD: &[&str] = &["initialized in ", "tools: ", "greet -> Hello, world!"];
 
 impl Drop for Proc {
     fn drop(&mut self) {
@@ -249,7 +290,7 @@ fn rust_server_python_client(s: &Setup, unix: bool) -> Result<String, String> {
     args.extend(strs(&theirs));
     let mut client = Proc::spawn("py-client", s.python(&args))?;
     let status = client.wait(Duration::from_secs(90))?;
-    let checks = client.checks_passed()?;
+    let checks = client.checks_exactly(PY_CLIENT_CHECKS)?;
     if !status.success() {
         return Err(format!("py-client exited with {status}"));
     }
@@ -271,7 +312,7 @@ fn rust_server_python_client_killed(s: &Setup) -> Result<String, String> {
     args.extend(strs(&theirs));
     let mut client = Proc::spawn("py-client", s.python(&args))?;
     client.wait_line("HOLDING", Duration::from_secs(90))?;
-    client.checks_passed()?;
+    client.checks_exactly(PY_CLIENT_CHECKS_HOLD)?;
     client.kill()?;
     let killed = Instant::now();
     expect_exit(&mut server, DEAD_PEER_BOUND, 3, "peer gone")?;
@@ -302,6 +343,7 @@ fn python_server_rust_client(s: &Setup, unix: bool) -> Result<String, String> {
         0,
         "closed by the peer",
     )?;
+    client.printed_in_order(RUST_CLIENT_LINES)?;
     let status = server.wait(Duration::from_secs(15))?;
     if !status.success() {
         return Err(format!("py-server exited with {status}"));
@@ -319,6 +361,7 @@ fn python_server_killed_rust_client(s: &Setup) -> Result<String, String> {
     args.extend(strs(&ours));
     let mut client = Proc::spawn("rust-client", s.rust("greeter_client", &args))?;
     client.wait_line("HOLDING", Duration::from_secs(60))?;
+    client.printed_in_order(RUST_CLIENT_LINES_HOLD)?;
     server.kill()?;
     let killed = Instant::now();
     expect_exit(&mut client, DEAD_PEER_BOUND, 3, "peer gone")?;
@@ -340,6 +383,7 @@ fn rust_client_offers(s: &Setup) -> Result<String, String> {
     args.extend(strs(&theirs));
     let mut server = Proc::spawn("py-server", s.python(&args))?;
     expect_exit(&mut client, Duration::from_secs(60), 0, "")?;
+    client.printed_in_order(RUST_CLIENT_LINES)?;
     let status = server.wait(Duration::from_secs(20))?;
     if !status.success() {
         return Err(format!("py-server exited with {status}"));
