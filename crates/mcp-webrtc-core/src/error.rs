@@ -1,6 +1,6 @@
 //! The crate's single error type.
 
-use crate::wire::FrameKind;
+use crate::wire::FrameError;
 
 /// Everything that can go wrong in the codec, the framer, the scheduler or the
 /// reassembler.
@@ -127,61 +127,9 @@ pub enum Error {
     },
 
     // ----- frames -------------------------------------------------------------
-    /// A binary frame is shorter than its header.
-    #[error("truncated {kind} frame header: {len} bytes, need {needed}")]
-    TruncatedHeader {
-        /// The kind of frame, from its first byte.
-        kind: FrameKind,
-        /// Bytes received.
-        len: usize,
-        /// Bytes the header needs.
-        needed: usize,
-    },
-    /// A binary data-channel message is empty.
-    #[error("empty binary frame")]
-    EmptyFrame,
-    /// The first byte of a binary frame is not a known frame type.
-    #[error("unknown frame type 0x{frame_type:02x}")]
-    UnknownFrameType {
-        /// The type byte.
-        frame_type: u8,
-    },
-    /// A HELLO frame announces a protocol version we do not speak.
-    #[error("unsupported framing version {version} in HELLO (we speak {supported})")]
-    UnsupportedVersion {
-        /// The version in the frame.
-        version: u8,
-        /// The version we speak.
-        supported: u8,
-    },
-    /// A HELLO frame carries a value that cannot be honoured.
-    #[error("invalid HELLO: {reason}")]
-    InvalidHello {
-        /// Which value, and why.
-        reason: &'static str,
-    },
-    /// A DATA frame's header is inconsistent with itself.
-    #[error(
-        "invalid DATA frame for message {id}: offset {offset} + payload {len} exceeds total {total}"
-    )]
-    FrameOverrun {
-        /// Message id.
-        id: u32,
-        /// Offset in the frame.
-        offset: u64,
-        /// Payload length.
-        len: u64,
-        /// Total length in the frame.
-        total: u64,
-    },
-    /// A DATA frame has no payload.
-    #[error("DATA frame for message {id} at offset {offset} has no payload")]
-    EmptyPayload {
-        /// Message id.
-        id: u32,
-        /// Offset in the frame.
-        offset: u64,
-    },
+    /// A binary frame is malformed in itself ([`FrameError`]).
+    #[error(transparent)]
+    Frame(#[from] FrameError),
     /// A DATA frame whose offset was already received. The partial message is
     /// discarded.
     #[error("duplicate frame for message {id}: offset {offset}, already have {expected} bytes")]

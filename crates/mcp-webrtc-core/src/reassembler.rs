@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::error::{Error, Result};
-use crate::wire::{DataHeader, Hello};
+use crate::wire::{DataHeader, FrameError, Hello};
 
 #[derive(Debug)]
 struct Partial {
@@ -101,15 +101,16 @@ impl Reassembler {
         // The same checks as Frame::parse, for callers that build headers
         // themselves: a payload never grows a message past its total.
         if len == 0 {
-            return Err(Error::EmptyPayload { id, offset });
+            return Err(FrameError::EmptyPayload { id, offset }.into());
         }
         let Some(end) = offset.checked_add(len).filter(|&end| end <= total) else {
-            return Err(Error::FrameOverrun {
+            return Err(FrameError::FrameOverrun {
                 id,
                 offset,
                 len,
                 total,
-            });
+            }
+            .into());
         };
 
         if let Some(partial) = self.partial.get_mut(&id) {

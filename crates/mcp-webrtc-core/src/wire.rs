@@ -26,7 +26,70 @@ use std::fmt;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::error::{Error, Result};
+/// A binary frame that is malformed in itself, whatever message it belongs
+/// to: what [`Frame::parse`] finds. It reaches users as
+/// [`Error::Frame`](crate::Error::Frame), the crate's one error hierarchy.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FrameError {
+    /// A binary frame is shorter than its header.
+    #[error("truncated {kind} frame header: {len} bytes, need {needed}")]
+    TruncatedHeader {
+        /// The kind of frame, from its first byte.
+        kind: FrameKind,
+        /// Bytes received.
+        len: usize,
+        /// Bytes the header needs.
+        needed: usize,
+    },
+    /// A binary data-channel message is empty.
+    #[error("empty binary frame")]
+    EmptyFrame,
+    /// The first byte of a binary frame is not a known frame type.
+    #[error("unknown frame type 0x{frame_type:02x}")]
+    UnknownFrameType {
+        /// The type byte.
+        frame_type: u8,
+    },
+    /// A HELLO frame announces a protocol version we do not speak.
+    #[error("unsupported framing version {version} in HELLO (we speak {supported})")]
+    UnsupportedVersion {
+        /// The version in the frame.
+        version: u8,
+        /// The version we speak.
+        supported: u8,
+    },
+    /// A HELLO frame carries a value that cannot be honoured.
+    #[error("invalid HELLO: {reason}")]
+    InvalidHello {
+        /// Which value, and why.
+        reason: &'static str,
+    },
+    /// A DATA frame's header is inconsistent with itself.
+    #[error(
+        "invalid DATA frame for message {id}: offset {offset} + payload {len} exceeds total {total}"
+    )]
+    FrameOverrun {
+        /// Message id.
+        id: u32,
+        /// Offset in the frame.
+        offset: u64,
+        /// Payload length.
+        len: u64,
+        /// Total length in the frame.
+        total: u64,
+    },
+    /// A DATA frame has no payload.
+    #[error("DATA frame for message {id} at offset {offset} has no payload")]
+    EmptyPayload {
+        /// Message id.
+        id: u32,
+        /// Offset in the frame.
+        offset: u64,
+    },
+}
+
+type Result<T, E = FrameError> = std::result::Result<T, E>;
 
 /// The data-channel `protocol` string that announces chunked framing.
 ///
@@ -100,17 +163,17 @@ impl Hello {
     /// Check that a peer could honour these limits at all.
     pub(crate) fn validate(&self) -> Result<()> {
         if self.max_message_size == 0 {
-            return Err(Error::InvalidHello {
+            return Err(FrameError::InvalidHello {
                 reason: "max message size is 0",
             });
         }
         if self.max_in_flight == 0 {
-            return Err(Error::InvalidHello {
+            return Err(FrameError::InvalidHello {
                 reason: "max messages in flight is 0",
             });
         }
         if self.max_buffered_bytes == 0 {
-            return Err(Error::InvalidHello {
+            return Err(FrameError::InvalidHello {
                 reason: "max buffered bytes is 0",
             });
         }
@@ -165,11 +228,11 @@ impl<'a> Frame<'a> {
     /// the message it belongs to is the reassembler's business.
     pub fn parse(buf: &'a [u8]) -> Result<Frame<'a>> {
         let Some((&frame_type, rest)) = buf.split_first() else {
-            return Err(Error::EmptyFrame);
+            return Err(FrameError::EmptyFrame);
         };
         match frame_type {
             TYPE_DATA => {
-                let truncated = || Error::TruncatedHeader {
+                let truncated = || FrameError::TruncatedHeader {
                     kind: FrameKind::Data,
                     len: buf.len(),
                     needed: DATA_HEADER_LEN,
@@ -184,7 +247,7 @@ impl<'a> Frame<'a> {
                 };
                 let len = payload.len() as u64;
                 if len == 0 {
-                    return Err(Error::EmptyPayload {
+                    return Err(FrameError::EmptyPayload {
                         id: header.id,
                         offset: header.offset,
                     });
@@ -194,7 +257,7 @@ impl<'a> Frame<'a> {
                     .checked_add(len)
                     .is_none_or(|end| end > header.total)
                 {
-                    return Err(Error::FrameOverrun {
+                    return Err(FrameError::FrameOverrun {
                         id: header.id,
                         offset: header.offset,
                         len,
@@ -204,14 +267,14 @@ impl<'a> Frame<'a> {
                 Ok(Frame::Data { header, payload })
             }
             TYPE_HELLO => {
-                let truncated = || Error::TruncatedHeader {
+                let truncated = || FrameError::TruncatedHeader {
                     kind: FrameKind::Hello,
                     len: buf.len(),
                     needed: HELLO_LEN,
                 };
                 let (&version, rest) = rest.split_first().ok_or_else(truncated)?;
                 if version != VERSION {
-                    return Err(Error::UnsupportedVersion {
+                    return Err(FrameError::UnsupportedVersion {
                         version,
                         supported: VERSION,
                     });
@@ -227,7 +290,7 @@ impl<'a> Frame<'a> {
                 hello.validate()?;
                 Ok(Frame::Hello(hello))
             }
-            other => Err(Error::UnknownFrameType { frame_type: other }),
+            other => Err(FrameError::UnknownFrameType { frame_type: other }),
         }
     }
 

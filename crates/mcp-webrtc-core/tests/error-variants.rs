@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use common::{deliver_all, negotiated};
-use mcp_webrtc_core::wire::{DataHeader, Hello};
+use mcp_webrtc_core::wire::{DataHeader, FrameError, Hello};
 use mcp_webrtc_core::{ChannelInfo, Config, Error, Framer, PROTOCOL, Role, Scheduler, codec};
 
 fn data(id: u32, offset: u64, total: u64, payload: &[u8]) -> Vec<u8> {
@@ -598,20 +598,20 @@ fn reassembler_checks_headers_it_did_not_parse() {
     };
     assert_eq!(
         r.receive(header(0, 10), &[b'x'; 20], Instant::now()),
-        Err(Error::FrameOverrun {
+        Err(Error::Frame(FrameError::FrameOverrun {
             id: 1,
             offset: 0,
             len: 20,
             total: 10
-        })
+        }))
     );
     assert_eq!(
         r.receive(header(0, 10), &[], Instant::now()),
-        Err(Error::EmptyPayload { id: 1, offset: 0 })
+        Err(Error::Frame(FrameError::EmptyPayload { id: 1, offset: 0 }))
     );
     assert!(matches!(
         r.receive(header(u64::MAX, u64::MAX), b"ab", Instant::now()),
-        Err(Error::FrameOverrun { .. })
+        Err(Error::Frame(FrameError::FrameOverrun { .. }))
     ));
     assert_eq!(r.buffered_bytes(), 0);
 }

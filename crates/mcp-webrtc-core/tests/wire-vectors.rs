@@ -88,7 +88,7 @@ fn invalid_frames_give_the_named_error() {
         let wire = unhex(case["hex"].as_str().unwrap());
         let err = Frame::parse(&wire).expect_err(name);
         assert_eq!(
-            variant(&err),
+            variant(&err.clone().into()),
             case["error"].as_str().unwrap(),
             "{name}: {err}"
         );

@@ -46,9 +46,12 @@ pub fn deliver_all(from: &mut Framer, to: &mut Framer) -> Result<Vec<Bytes>, Err
     panic!("framer did not drain");
 }
 
-/// The variant name of an error, from its Debug form.
+/// The variant name of an error, from its Debug form; for a frame error,
+/// the name of the `FrameError` inside.
 pub fn variant(e: &Error) -> String {
-    format!("{e:?}")
+    let debug = format!("{e:?}");
+    let debug = debug.strip_prefix("Frame(").unwrap_or(&debug);
+    debug
         .split(|c: char| !c.is_alphanumeric())
         .next()
         .unwrap_or_default()
