@@ -277,6 +277,68 @@ fn references_table(runs: &[RefRun]) -> Result<String, String> {
 const MCP_BEGIN: &str = "<!-- xtask-bench:mcp:begin -->";
 const MCP_END: &str = "<!-- xtask-bench:mcp:end -->";
 
+/// Small calls sent open loop while 100 MiB results stream, for our
+/// transport, rmcp in memory, and our transport with a FIFO scheduler (the
+/// negative control), as a table after the main one.
+fn open_loop_table(t: &mut String, us: &dyn Fn(&str) -> f64) -> std::fmt::Result {
+    use std::fmt::Write as _;
+    let mut rows = String::new();
+    writeln!(rows)?;
+    writeln!(
+        rows,
+        "Small calls every 2 ms while three 100 MiB results stream, open loop: each \
+         call is sent at its intended time whether the ones before it returned or \
+         not, and timed from that time, so a stall shows in full. The FIFO column \
+         is our transport with its scheduler set to send each message whole (a \
+         bench-only switch): the negative control, showing the metric tells \
+         interleaving from none."
+    )?;
+    writeln!(rows)?;
+    writeln!(
+        rows,
+        "| small calls during bulk (open loop) | rmcp in memory (floor) | mcp-webrtc | mcp-webrtc, FIFO scheduler | target |"
+    )?;
+    writeln!(rows, "|---|---:|---:|---:|---|")?;
+    let cell = |kind: &str, key: &str| us(&format!("{kind}_open_{key}"));
+    let count = |kind: &str, key: &str| {
+        let v = cell(kind, key);
+        if v.is_nan() {
+            "–".to_owned()
+        } else {
+            format!("{v:.0}")
+        }
+    };
+    writeln!(
+        rows,
+        "| calls | {} | {} | {} | |",
+        count("memory", "calls"),
+        count("webrtc", "calls"),
+        count("fifo", "calls")
+    )?;
+    for (label, key, target) in [
+        ("median", "p50_us", ""),
+        ("p99", "p99_us", "≤ 5 ms"),
+        ("max", "max_us", ""),
+    ] {
+        writeln!(
+            rows,
+            "| {label} | {} | {} | {} | {target} |",
+            fmt_time(cell("memory", key) * 1e3),
+            fmt_time(cell("webrtc", key) * 1e3),
+            fmt_time(cell("fifo", key) * 1e3)
+        )?;
+    }
+    writeln!(
+        rows,
+        "| calls over 5 ms | {} | {} | {} | |",
+        count("memory", "over_5ms"),
+        count("webrtc", "over_5ms"),
+        count("fifo", "over_5ms")
+    )?;
+    t.push_str(&rows);
+    Ok(())
+}
+
 /// MCP over our transport against rmcp over an in-memory pipe, same run.
 fn mcp_table() -> Result<String, String> {
     let w = |e: std::fmt::Error| e.to_string();
@@ -379,6 +441,7 @@ fn mcp_table() -> Result<String, String> {
         us("webrtc_bulk_calls")
     )
     .map_err(w)?;
+    open_loop_table(&mut t, &us).map_err(w)?;
     Ok(t)
 }
 

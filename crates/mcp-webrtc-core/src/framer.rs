@@ -56,6 +56,8 @@ pub struct Config {
     /// How long an incomplete inbound message may go without a frame before
     /// it is dropped and its buffer freed ([`Error::PartialTimeout`]).
     pub partial_timeout: Duration,
+    /// Benchmarks' negative control: no interleaving.
+    fifo: bool,
 }
 
 /// The default [`Config::hello_timeout`]: 5 s.
@@ -81,6 +83,7 @@ impl Default for Config {
             max_queued_bytes: 256 * 1024 * 1024,
             hello_timeout: DEFAULT_HELLO_TIMEOUT,
             partial_timeout: DEFAULT_PARTIAL_TIMEOUT,
+            fifo: false,
         }
     }
 }
@@ -132,6 +135,16 @@ impl Config {
     #[must_use]
     pub fn with_partial_timeout(mut self, timeout: Duration) -> Config {
         self.partial_timeout = timeout;
+        self
+    }
+
+    /// Send each message whole before the next, instead of interleaving
+    /// them: a benchmark's negative control, which shows what interleaving
+    /// is worth. No transport should set it.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn with_fifo_scheduling(mut self, fifo: bool) -> Config {
+        self.fifo = fifo;
         self
     }
 
@@ -271,6 +284,8 @@ impl Framer {
         } else {
             config.frame_size
         };
+        let mut scheduler = Scheduler::new(frame_size, config.max_queued_bytes)?;
+        scheduler.set_fifo(config.fifo);
         let mut framer = Framer {
             role,
             mode: WireMode::Plain,
@@ -280,7 +295,7 @@ impl Framer {
             hello_deadline: None,
             channel_limit,
             config,
-            scheduler: Scheduler::new(frame_size, config.max_queued_bytes)?,
+            scheduler,
             reassembler: Reassembler::new(config.limits()),
             rejected: VecDeque::new(),
         };

@@ -7,8 +7,8 @@
 //! this crate directly only to build a transport of your own.
 //!
 //! - [`codec`]: one JSON-RPC message ↔ bytes, with envelope validation.
-//! - [`Framer`]: negotiation of the wire mode, the outbound [`Scheduler`]
-//!   and the inbound [`Reassembler`] for one channel.
+//! - [`Framer`]: negotiation of the wire mode, the outbound scheduler and
+//!   the inbound reassembler for one channel, and their timers.
 //! - [`wire`]: the binary frame layout of chunked mode.
 //!
 //! # Wire modes
@@ -74,6 +74,10 @@ pub use framer::{
     ChannelInfo, Config, DEFAULT_FRAME_SIZE, DEFAULT_HELLO_TIMEOUT, DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_PARTIAL_TIMEOUT, Framer, Role, WireMode,
 };
+// The framer's parts, public for tests and benchmarks only: use `Framer`.
+#[doc(hidden)]
 pub use reassembler::Reassembler;
-pub use scheduler::{Rejected, Scheduler, Transmit};
+#[doc(hidden)]
+pub use scheduler::Scheduler;
+pub use scheduler::{Rejected, Transmit};
 pub use wire::{BinaryFrame, PROTOCOL};

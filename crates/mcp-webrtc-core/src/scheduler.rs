@@ -85,6 +85,9 @@ pub struct Scheduler {
     active: u32,
     active_bytes: u64,
     next_id: u32,
+    /// Send each message whole before the next (a negative control for
+    /// benchmarks; never what a transport wants).
+    fifo: bool,
 }
 
 impl Scheduler {
@@ -114,7 +117,16 @@ impl Scheduler {
             active: 0,
             active_bytes: 0,
             next_id: 0,
+            fifo: false,
         })
+    }
+
+    /// Send each message whole before the next, instead of interleaving.
+    /// Only a benchmark's negative control wants this: it shows what the
+    /// interleaving is worth.
+    #[doc(hidden)]
+    pub fn set_fifo(&mut self, fifo: bool) {
+        self.fifo = fifo;
     }
 
     /// Largest frame this scheduler emits, header included.
@@ -263,11 +275,16 @@ impl Scheduler {
                 };
                 self.queued_bytes = self.queued_bytes.saturating_sub(payload.len() as u64);
                 if end < message.len() {
-                    self.rotation.push_back(Entry::Chunked {
+                    let rest = Entry::Chunked {
                         id,
                         message,
                         sent: end,
-                    });
+                    };
+                    if self.fifo {
+                        self.rotation.push_front(rest);
+                    } else {
+                        self.rotation.push_back(rest);
+                    }
                 } else {
                     self.active = self.active.saturating_sub(1);
                     self.active_bytes = self.active_bytes.saturating_sub(message.len() as u64);

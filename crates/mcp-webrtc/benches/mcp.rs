@@ -5,7 +5,11 @@
 //! Latency percentiles (which criterion does not give) are measured here from
 //! individual calls and written to `target/criterion/mcp-latency.json`:
 //! small-call median and p99 for both transports, and the p99 of small calls
-//! while 100 MiB results stream.
+//! while 100 MiB results stream. While they stream, small calls are also
+//! sent open loop (one every 2 ms, each timed from its intended send time,
+//! so a stall shows in full), over our transport, rmcp in memory, and our
+//! transport with a FIFO scheduler (the negative control: what the metric
+//! shows without interleaving).
 #![allow(
     missing_docs,
     unreachable_pub,
@@ -50,11 +54,14 @@ async fn memory_session() -> Client {
     greeter::in_memory_client().await.unwrap()
 }
 
-/// rmcp over our transport, both peers in this process, on loopback.
-async fn webrtc_session() -> Client {
+/// rmcp over our transport, both peers in this process, on loopback; with
+/// `fifo`, the server sends each message whole before the next.
+async fn webrtc_session(fifo: bool) -> Client {
     let loopback = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
     let (s, c) = MemorySignaling::pair();
-    let server = WebRtcTransport::builder().bind(loopback.clone());
+    let server = WebRtcTransport::builder()
+        .bind(loopback.clone())
+        .framing(mcp_webrtc::core::Config::default().with_fifo_scheduling(fifo));
     tokio::spawn(async move {
         let transport = server.server(s).await.unwrap();
         if let Ok(running) = Greeter::default().serve(transport).await {
@@ -72,7 +79,8 @@ async fn webrtc_session() -> Client {
 async fn session(kind: &str) -> Client {
     match kind {
         "memory" => memory_session().await,
-        _ => webrtc_session().await,
+        "webrtc-fifo" => webrtc_session(true).await,
+        _ => webrtc_session(false).await,
     }
 }
 
@@ -188,8 +196,63 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1e6
 }
 
+/// The open-loop interval between small calls.
+const OPEN_LOOP_EVERY: Duration = Duration::from_millis(2);
+
+/// Small calls every [`OPEN_LOOP_EVERY`] while three 100 MiB results stream:
+/// each is sent at its intended time, whether the ones before it returned
+/// or not, and timed from that intended time (so a stall is not hidden by
+/// the calls it delays). The latencies, unsorted.
+async fn open_loop(client: &Arc<Client>) -> Vec<Duration> {
+    let bulk = tokio::spawn({
+        let client = Arc::clone(client);
+        async move {
+            for _ in 0..3 {
+                blob(&client, 100 << 20).await;
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let start = tokio::time::Instant::now();
+    let mut calls = Vec::new();
+    // Bounded: the bulk results finish (each call has a deadline), and at
+    // most 100,000 calls are sent.
+    for i in 0..100_000u32 {
+        if bulk.is_finished() {
+            break;
+        }
+        let due = start + OPEN_LOOP_EVERY * i;
+        tokio::time::sleep_until(due).await;
+        let client = Arc::clone(client);
+        calls.push(tokio::spawn(async move {
+            echo(&client).await;
+            due.elapsed()
+        }));
+    }
+    bulk.await.unwrap();
+    let mut out = Vec::with_capacity(calls.len());
+    for call in calls {
+        out.push(call.await.unwrap());
+    }
+    out
+}
+
+fn open_loop_stats(
+    out: &mut serde_json::Map<String, serde_json::Value>,
+    kind: &str,
+    mut v: Vec<Duration>,
+) {
+    v.sort();
+    let over = v.iter().filter(|d| **d > Duration::from_millis(5)).count();
+    out.insert(format!("{kind}_open_calls"), v.len().into());
+    out.insert(format!("{kind}_open_p50_us"), percentile(&v, 0.5).into());
+    out.insert(format!("{kind}_open_p99_us"), percentile(&v, 0.99).into());
+    out.insert(format!("{kind}_open_max_us"), percentile(&v, 1.0).into());
+    out.insert(format!("{kind}_open_over_5ms"), over.into());
+}
+
 /// Individual small calls: median and p99, alone and during 100 MiB
-/// transfers.
+/// transfers, closed and open loop.
 fn latency(_c: &mut Criterion) {
     let rt = runtime();
     let mut out = serde_json::Map::new();
@@ -245,9 +308,17 @@ fn latency(_c: &mut Criterion) {
             format!("{kind}_bulk_p99_us"),
             percentile(&during, 0.99).into(),
         );
+        let open = rt.block_on(open_loop(&client));
+        open_loop_stats(&mut out, kind, open);
         let client = Arc::try_unwrap(client).expect("no other owner");
         rt.block_on(async { client.cancel().await.unwrap() });
     }
+    // The negative control: the same open-loop calls without interleaving.
+    let client = Arc::new(rt.block_on(session("webrtc-fifo")));
+    let open = rt.block_on(open_loop(&client));
+    open_loop_stats(&mut out, "fifo", open);
+    let client = Arc::try_unwrap(client).expect("no other owner");
+    rt.block_on(async { client.cancel().await.unwrap() });
     let text = serde_json::to_string_pretty(&out).unwrap();
     println!("latency: {text}");
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/criterion");
