@@ -250,7 +250,9 @@ pub struct Framer {
     peer_hello: Option<Hello>,
     /// [`Framer::abandon_waiting`] was called.
     hello_abandoned: bool,
-    /// When the HELLO timer expires (set from the first time given).
+    /// The HELLO timer was started (at the first time given).
+    hello_armed: bool,
+    /// When it expires; `None` if that is past what the clock can hold.
     hello_deadline: Option<Instant>,
     channel_limit: u64,
     config: Config,
@@ -292,6 +294,7 @@ impl Framer {
             negotiable,
             peer_hello: None,
             hello_abandoned: false,
+            hello_armed: false,
             hello_deadline: None,
             channel_limit,
             config,
@@ -478,8 +481,10 @@ impl Framer {
 
     /// Start the HELLO timer the first time the framer learns the time.
     fn arm(&mut self, now: Instant) {
-        if self.hello_deadline.is_none() {
-            self.hello_deadline = Some(now.checked_add(self.config.hello_timeout).unwrap_or(now));
+        if !self.hello_armed {
+            self.hello_armed = true;
+            // A timeout the clock cannot hold is, in effect, never.
+            self.hello_deadline = now.checked_add(self.config.hello_timeout);
         }
     }
 

@@ -221,14 +221,16 @@ impl Reassembler {
     }
 
     /// When the oldest-progressing message in flight expires, given
-    /// `timeout`: its last frame's time plus `timeout`.
+    /// `timeout`: its last frame's time plus `timeout`. `None` when nothing
+    /// is in flight, or when that instant is past what the clock can hold
+    /// (the timeout is, in effect, never).
     #[must_use]
     pub fn next_expiry(&self, timeout: Duration) -> Option<Instant> {
         self.partial
             .values()
             .map(|p| p.last)
             .min()
-            .map(|last| last.checked_add(timeout).unwrap_or(last))
+            .and_then(|last| last.checked_add(timeout))
     }
 
     /// Drop every message in flight whose last frame is `timeout` or more

@@ -424,6 +424,89 @@ async fn a_peer_that_does_not_read_does_not_stall_its_partner() {
         // full, is still told, once it reads.
         drop(talker);
         assert_eq!(close_of(&mut deaf).await.0, 4410);
+        // What was queued for it is uncounted as it goes or is dropped.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let stats = relay.stats();
+        assert_eq!((stats.rooms, stats.pending_bytes), (0, 0), "{stats:?}");
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn what_a_peer_sent_before_leaving_is_delivered_before_the_close() {
+    tokio::time::timeout(T, async {
+        let relay = relay(RelayConfig::with_tokens([A])).await;
+        let mut a = join(&relay, "last", A).await;
+        let mut b = join(&relay, "last", A).await;
+        for n in 0..40 {
+            a.send(offer(&format!("m{n}"))).await.unwrap();
+        }
+        a.close().await.unwrap(); // the bye, then the socket closes
+        for n in 0..40 {
+            assert_eq!(b.recv().await.unwrap(), Some(offer(&format!("m{n}"))));
+        }
+        assert_eq!(b.recv().await.unwrap(), None, "then the bye ends it");
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_token_cannot_flush_the_host_names_of_another() {
+    tokio::time::timeout(T, async {
+        let relay = relay(
+            RelayConfig::with_tokens([A, B])
+                .max_hosts(3)
+                .max_hosts_per_token(3),
+        )
+        .await;
+        let url = relay.url();
+        // A holds three names, all lapsed.
+        for name in ["h1", "h2", "h3"] {
+            let host = RelayHost::register(&url, name, with(A)).await.unwrap();
+            drop(host);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        // B cannot make room by evicting them.
+        let mut b = RelayHost::register(&url, "b1", with(B)).await.unwrap();
+        match b.accept().await {
+            Err(Error::Relay { code: 4503, reason }) => assert_eq!(reason, "too many hosts"),
+            other => panic!("{other:?}"),
+        }
+        // A's own oldest lapsed name makes room for A's new one.
+        let mut a4 = RelayHost::register(&url, "h4", with(A)).await.unwrap();
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), a4.accept())
+                .await
+                .is_err(),
+            "h4 registered"
+        );
+        // h1 was forgotten: B may take it now; h2 is still A's.
+        let mut b_h2 = RelayHost::register(&url, "h2", with(B)).await.unwrap();
+        assert!(matches!(
+            b_h2.accept().await,
+            Err(Error::Relay { code: 4409, .. })
+        ));
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn one_token_holds_a_bounded_number_of_host_names() {
+    tokio::time::timeout(T, async {
+        let relay = relay(RelayConfig::with_tokens([A]).max_hosts_per_token(2)).await;
+        let url = relay.url();
+        let _h1 = RelayHost::register(&url, "n1", with(A)).await.unwrap();
+        let _h2 = RelayHost::register(&url, "n2", with(A)).await.unwrap();
+        let mut h3 = RelayHost::register(&url, "n3", with(A)).await.unwrap();
+        match h3.accept().await {
+            Err(Error::Relay { code: 4429, reason }) => {
+                assert_eq!(reason, "too many host names for this token");
+            }
+            other => panic!("{other:?}"),
+        }
     })
     .await
     .unwrap();

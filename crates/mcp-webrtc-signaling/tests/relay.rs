@@ -230,6 +230,8 @@ async fn two_hundred_concurrent_rooms_lose_nothing() {
             "{stats:?}"
         );
         assert_eq!(stats.refused, 0);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(relay.stats().pending_bytes, 0, "nothing left counted");
     })
     .await
     .unwrap();

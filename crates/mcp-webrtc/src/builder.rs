@@ -194,7 +194,10 @@ impl Builder {
         self
     }
 
-    /// How long closing waits for queued messages to go out. Default 10 s.
+    /// How long closing waits for queued messages to go out and for the
+    /// data channel to drain them. Default 10 s. Closing the channel, the
+    /// bye over signaling and closing the connection follow, each bounded,
+    /// about 3 s at most in all.
     pub fn close_timeout(mut self, timeout: Duration) -> Self {
         self.close_timeout = timeout;
         self

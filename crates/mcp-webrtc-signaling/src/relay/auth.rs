@@ -71,14 +71,15 @@ pub(super) fn token_of(request: &Request) -> Option<String> {
         .map(|(_, value)| value.into_owned())
 }
 
-/// An unguessable id: 128 bits from the operating system's CSPRNG, in hex.
-pub(super) fn random_id() -> String {
+/// An unguessable id: 128 bits from the operating system's CSPRNG, in hex;
+/// `None` if the random source fails (never a guessable id instead).
+pub(super) fn random_id() -> Option<String> {
     let mut bytes = [0u8; 16];
     if let Err(e) = getrandom::getrandom(&mut bytes) {
-        // No entropy source at all: refuse to make a guessable id quietly.
         tracing::error!(error = %e, "the operating system's random source failed");
+        return None;
     }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Connections open per source address, bounded.

@@ -25,10 +25,11 @@ pub struct RelayConfig {
     pub room_byte_budget: u64,
     /// Messages held for a peer that has not joined yet. Default 64.
     pub max_pending: usize,
-    /// Bytes held for a peer that has not joined yet, per room. Default
+    /// Bytes held for one peer: for a peer that has not joined yet (per
+    /// room), and queued for a peer that has not read them yet. Default
     /// 256 KiB.
     pub max_pending_bytes: usize,
-    /// Bytes held for absent peers over all rooms. Default 64 MiB.
+    /// Bytes held for absent or slow peers over all rooms. Default 64 MiB.
     pub max_total_pending_bytes: usize,
     /// A room peer that sends nothing for this long is closed (pings do not
     /// count). Default 120 s.
@@ -47,9 +48,12 @@ pub struct RelayConfig {
     /// bursts of twice that. Default 10.
     pub host_connect_rate: u32,
     /// Host names remembered, registered or lapsed, at most. A lapsed name
-    /// stays bound to its token; the oldest lapsed names are forgotten
-    /// first. Default 10,000.
+    /// stays bound to its token. Default 10,000.
     pub max_hosts: usize,
+    /// Host names one token may hold, registered or lapsed. Beyond it, the
+    /// token's own name that lapsed longest ago is forgotten to make room.
+    /// Default 16.
+    pub max_hosts_per_token: usize,
     /// WebSocket connections open at once (rooms, hosts, handshakes).
     /// Default 20,000.
     pub max_connections: usize,
@@ -73,6 +77,8 @@ impl std::fmt::Debug for RelayConfig {
             .field("max_rooms", &self.max_rooms)
             .field("max_rooms_per_token", &self.max_rooms_per_token)
             .field("host_connect_rate", &self.host_connect_rate)
+            .field("max_hosts", &self.max_hosts)
+            .field("max_hosts_per_token", &self.max_hosts_per_token)
             .field("max_connections", &self.max_connections)
             .field("max_connections_per_ip", &self.max_connections_per_ip)
             .finish_non_exhaustive()
@@ -112,6 +118,7 @@ impl RelayConfig {
             host_ping_interval: Duration::from_secs(20),
             host_connect_rate: 10,
             max_hosts: 10_000,
+            max_hosts_per_token: 16,
             max_connections: 20_000,
             max_connections_per_ip: 32,
         }
@@ -146,6 +153,8 @@ impl RelayConfig {
         host_connect_rate: u32,
         /// Set [`RelayConfig::max_hosts`].
         max_hosts: usize,
+        /// Set [`RelayConfig::max_hosts_per_token`].
+        max_hosts_per_token: usize,
         /// Set [`RelayConfig::max_connections`].
         max_connections: usize,
         /// Set [`RelayConfig::max_connections_per_ip`].
@@ -181,6 +190,7 @@ impl RelayConfig {
             ("max_rooms", self.max_rooms),
             ("max_rooms_per_token", self.max_rooms_per_token),
             ("max_hosts", self.max_hosts),
+            ("max_hosts_per_token", self.max_hosts_per_token),
             ("max_connections", self.max_connections),
             ("max_connections_per_ip", self.max_connections_per_ip),
             ("host_connect_rate", self.host_connect_rate as usize),

@@ -12,7 +12,9 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::auth::TokenId;
 use super::{Shared, Socket, close, send_ws};
-use crate::relay_protocol::{CLOSE_CONFLICT, CLOSE_IDLE, CLOSE_SHUTDOWN, CLOSE_UNAVAILABLE};
+use crate::relay_protocol::{
+    CLOSE_BUDGET, CLOSE_CONFLICT, CLOSE_IDLE, CLOSE_SHUTDOWN, CLOSE_UNAVAILABLE,
+};
 
 /// A token bucket in thousandths of a connection: `rate` per second, bursts
 /// of twice that.
@@ -119,17 +121,24 @@ impl Shared {
             h.since = Instant::now();
             return Ok(());
         }
-        if hosts.map.len() >= self.config.max_hosts {
-            // Forget the name that lapsed longest ago, if any.
+        let lapsed = |h: &Host| h.control.as_ref().is_none_or(mpsc::Sender::is_closed);
+        let mine = hosts.map.values().filter(|h| h.owner == token).count();
+        if mine >= self.config.max_hosts_per_token || hosts.map.len() >= self.config.max_hosts {
+            // Make room only among this token's own lapsed names (the one
+            // that lapsed longest ago): no token can flush another's
+            // bindings.
             let oldest = hosts
                 .map
                 .iter()
-                .filter(|(_, h)| h.control.as_ref().is_none_or(mpsc::Sender::is_closed))
+                .filter(|(_, h)| h.owner == token && lapsed(h))
                 .min_by_key(|(_, h)| h.since)
                 .map(|(name, _)| name.clone());
             match oldest {
                 Some(name) => {
                     hosts.map.remove(&name);
+                }
+                None if mine >= self.config.max_hosts_per_token => {
+                    return Err((CLOSE_BUDGET, "too many host names for this token"));
                 }
                 None => return Err((CLOSE_UNAVAILABLE, "too many hosts")),
             }

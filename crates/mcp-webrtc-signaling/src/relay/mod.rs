@@ -68,7 +68,8 @@ pub struct RelayStats {
     pub hosts: usize,
     /// WebSocket connections open now (rooms, hosts, handshakes).
     pub connections: usize,
-    /// Bytes held now for peers that have not joined their room.
+    /// Bytes held now for peers: those that have not joined their room, and
+    /// those that have not read what was forwarded to them yet.
     pub pending_bytes: usize,
     /// Messages forwarded since start.
     pub forwarded: u64,
@@ -84,6 +85,8 @@ pub(crate) struct Shared {
     per_ip: Arc<PerIp>,
     next_id: AtomicU64,
     connections: AtomicUsize,
+    /// Bytes queued for peers and not yet written to their sockets.
+    queued_bytes: AtomicUsize,
     forwarded: AtomicU64,
     refused: AtomicU64,
 }
@@ -134,6 +137,7 @@ impl RelayServer {
             per_ip: Arc::default(),
             next_id: AtomicU64::new(1),
             connections: AtomicUsize::new(0),
+            queued_bytes: AtomicUsize::new(0),
             forwarded: AtomicU64::new(0),
             refused: AtomicU64::new(0),
         });
@@ -171,7 +175,8 @@ impl RelayServer {
             rooms,
             hosts: self.shared.hosts().registered(),
             connections: self.shared.connections.load(Ordering::Relaxed),
-            pending_bytes,
+            pending_bytes: pending_bytes
+                .saturating_add(self.shared.queued_bytes.load(Ordering::Relaxed)),
             forwarded: self.shared.forwarded.load(Ordering::Relaxed),
             refused: self.shared.refused.load(Ordering::Relaxed),
         }
@@ -309,12 +314,20 @@ fn admit(shared: &Shared, request: &Request) -> Result<Admitted, Refusal> {
         Endpoint::Room(room) => Admitted::Room(room.to_owned(), token),
         Endpoint::Host(host) => Admitted::Host(host.to_owned(), token),
         Endpoint::Connect(host) => match shared.connect_to(host) {
-            Ok((control, host_owner)) => Admitted::Client {
-                room: format!("{host}/{}", auth::random_id()),
-                token,
-                control,
-                host_owner,
-            },
+            Ok((control, host_owner)) => {
+                let Some(id) = auth::random_id() else {
+                    return Err((
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "the relay has no source of randomness",
+                    ));
+                };
+                Admitted::Client {
+                    room: format!("{host}/{id}"),
+                    token,
+                    control,
+                    host_owner,
+                }
+            }
             Err(Refused::NoSuchHost) => {
                 return Err((StatusCode::NOT_FOUND, "no such host"));
             }

@@ -4,7 +4,8 @@
 //! bytes forwarded in all, rooms per token.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use futures::StreamExt;
 use tokio::sync::{mpsc, watch};
@@ -27,6 +28,8 @@ struct Peer {
     id: u64,
     /// Messages for this peer; bounded, never awaited by the sender.
     tx: mpsc::Sender<String>,
+    /// Bytes in `tx` not yet written to the peer's socket.
+    queued: Arc<AtomicUsize>,
     /// Tells this peer's task to close, whatever its queue holds.
     close: watch::Sender<Option<Outcome>>,
 }
@@ -168,18 +171,31 @@ impl Shared {
             return Err(Forward::Close(CLOSE_INTERNAL, "room vanished".into()));
         };
         Self::charge(r, text.len(), config)?;
-        if let Some(other) = r.peers.iter().flatten().find(|p| p.id != from) {
-            return match other.tx.try_send(text) {
-                Ok(()) => {
-                    self.forwarded.fetch_add(1, Ordering::Relaxed);
-                    Ok(())
-                }
-                Err(_) => Err(Forward::Notice(
-                    "the other peer is not reading: message dropped".into(),
-                )),
-            };
-        }
         let len = text.len();
+        let in_all = rooms
+            .pending_bytes
+            .saturating_add(self.queued_bytes.load(Ordering::Relaxed));
+        if in_all.saturating_add(len) > config.max_total_pending_bytes {
+            return Err(Forward::Notice(
+                "the relay holds too much for absent or slow peers; try again later".into(),
+            ));
+        }
+        if let Some(other) = r.peers.iter().flatten().find(|p| p.id != from) {
+            // Counted before it is queued, so the writer never uncounts
+            // what was not counted.
+            if other.queued.load(Ordering::Relaxed).saturating_add(len) > config.max_pending_bytes {
+                return Err(Forward::Notice(
+                    "the other peer is not reading: message dropped".into(),
+                ));
+            }
+            if enqueue(&other.tx, &other.queued, &self.queued_bytes, text) {
+                self.forwarded.fetch_add(1, Ordering::Relaxed);
+                return Ok(());
+            }
+            return Err(Forward::Notice(
+                "the other peer is not reading: message dropped".into(),
+            ));
+        }
         if r.pending.len() >= config.max_pending {
             return Err(Forward::Notice(format!(
                 "the other peer has not joined and {} messages already wait",
@@ -191,11 +207,6 @@ impl Shared {
                 "the other peer has not joined and {} bytes already wait",
                 r.pending_bytes
             )));
-        }
-        if rooms.pending_bytes.saturating_add(len) > config.max_total_pending_bytes {
-            return Err(Forward::Notice(
-                "the relay holds too much for absent peers; try again later".into(),
-            ));
         }
         r.pending_bytes = r.pending_bytes.saturating_add(len);
         rooms.pending_bytes = rooms.pending_bytes.saturating_add(len);
@@ -242,6 +253,27 @@ impl Shared {
     }
 }
 
+/// Queue `text` for a peer, counting its bytes for the peer and in all
+/// before it is queued (so that the writer, which uncounts each message it
+/// takes, never uncounts what was not counted). `false` if the queue is
+/// full or closed: the peer is not reading.
+fn enqueue(
+    tx: &mpsc::Sender<String>,
+    queued: &AtomicUsize,
+    total: &AtomicUsize,
+    text: String,
+) -> bool {
+    let len = text.len();
+    queued.fetch_add(len, Ordering::Relaxed);
+    total.fetch_add(len, Ordering::Relaxed);
+    if tx.try_send(text).is_ok() {
+        return true;
+    }
+    queued.fetch_sub(len, Ordering::Relaxed);
+    total.fetch_sub(len, Ordering::Relaxed);
+    false
+}
+
 /// Tell a peer to close, unless it was told already: the first reason
 /// stands (a spent budget, not the partner's leaving that followed it).
 fn first_close(close: &watch::Sender<Option<Outcome>>, outcome: Outcome) {
@@ -273,13 +305,39 @@ fn notice(reason: &str) -> String {
 type Sink = futures::stream::SplitSink<Socket, Message>;
 type Stream = futures::stream::SplitStream<Socket>;
 
+/// A peer's queue, with the bytes it holds counted for it and in all.
+struct Queue<'a> {
+    rx: mpsc::Receiver<String>,
+    queued: Arc<AtomicUsize>,
+    total: &'a AtomicUsize,
+}
+
+impl Queue<'_> {
+    /// One message has left the queue.
+    fn uncount(&self, len: usize) {
+        self.queued.fetch_sub(len, Ordering::Relaxed);
+        self.total.fetch_sub(len, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Queue<'_> {
+    fn drop(&mut self) {
+        // Whatever is still queued is dropped with the queue: uncount it.
+        self.rx.close();
+        while let Ok(text) = self.rx.try_recv() {
+            self.uncount(text.len());
+        }
+    }
+}
+
 /// The writing half of a room peer: what was held for it, then its queue,
-/// until the reading half ends the session (then the close frame). Returns
-/// early if a write fails or times out: the peer is not reading.
+/// until the reading half ends the session; then what is still queued (the
+/// partner's last messages, its bye) and the close frame. Returns early if a
+/// write fails or times out: the peer is not reading.
 async fn write_half(
     mut sink: Sink,
     held: Vec<String>,
-    mut rx: mpsc::Receiver<String>,
+    mut queue: Queue<'_>,
     mut end: tokio::sync::oneshot::Receiver<Outcome>,
 ) {
     use futures::SinkExt;
@@ -299,9 +357,12 @@ async fn write_half(
         tokio::select! {
             biased;
             outcome = &mut end => break outcome.unwrap_or_default(),
-            text = rx.recv() => match text {
+            text = queue.rx.recv() => match text {
                 Some(text) => {
-                    if !send(&mut sink, text).await {
+                    let len = text.len();
+                    let sent = send(&mut sink, text).await;
+                    queue.uncount(len);
+                    if !sent {
                         return;
                     }
                 }
@@ -309,18 +370,30 @@ async fn write_half(
             },
         }
     };
-    let (code, reason) = outcome;
-    if code != 0 {
-        let frame = tokio_tungstenite::tungstenite::protocol::CloseFrame {
-            code: code.into(),
-            reason: reason.into(),
-        };
-        let _ = tokio::time::timeout(
-            Duration::from_secs(2),
-            sink.send(Message::Close(Some(frame))),
-        )
-        .await;
+    // What was queued before the end goes out first (at most the queue's
+    // capacity, each write bounded).
+    while let Ok(text) = queue.rx.try_recv() {
+        let len = text.len();
+        let sent = send(&mut sink, text).await;
+        queue.uncount(len);
+        if !sent {
+            return;
+        }
     }
+    let (code, reason) = outcome;
+    let closing = async {
+        if code == 0 {
+            // The peer closed: flush tungstenite's reply to its close frame.
+            let _ = sink.close().await;
+        } else {
+            let frame = tokio_tungstenite::tungstenite::protocol::CloseFrame {
+                code: code.into(),
+                reason: reason.into(),
+            };
+            let _ = sink.send(Message::Close(Some(frame))).await;
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), closing).await;
 }
 
 /// The reading half of a room peer: forwards what it sends, until it
@@ -330,7 +403,7 @@ async fn read_half(
     mut stream: Stream,
     room: &str,
     id: u64,
-    own: &mpsc::Sender<String>,
+    own: (&mpsc::Sender<String>, &AtomicUsize),
     shared: &Shared,
     stopped: &mut watch::Receiver<bool>,
     closed: &mut watch::Receiver<Option<Outcome>>,
@@ -394,7 +467,7 @@ async fn read_half(
             {
                 return ((code, why), said_bye);
             }
-            if own.try_send(notice(&reason)).is_err() {
+            if !enqueue(own.0, own.1, &shared.queued_bytes, notice(&reason)) {
                 tracing::debug!("relay: a notice was dropped: the peer is not reading");
             }
         }
@@ -416,10 +489,12 @@ pub(super) async fn run_peer(
     let config = &shared.config;
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
     let (tx, rx) = mpsc::channel::<String>(config.max_pending.max(8));
+    let queued = Arc::new(AtomicUsize::new(0));
     let (close_tx, mut closed) = watch::channel(None);
     let peer = Peer {
         id,
         tx: tx.clone(),
+        queued: Arc::clone(&queued),
         close: close_tx,
     };
     let held = match shared.join(&room, &joiner, peer) {
@@ -435,11 +510,25 @@ pub(super) async fn run_peer(
     tracing::debug!(room = %room, "relay: peer joined");
     let (sink, stream) = ws.split();
     let (end_tx, end_rx) = tokio::sync::oneshot::channel();
-    let writer = write_half(sink, held, rx, end_rx);
+    let own_queued = Arc::clone(&queued);
+    let queue = Queue {
+        rx,
+        queued,
+        total: &shared.queued_bytes,
+    };
+    let writer = write_half(sink, held, queue, end_rx);
     tokio::pin!(writer);
     let mut said_bye = false;
     let outcome = if after_join() {
-        let reader = read_half(stream, &room, id, &tx, shared, &mut stopped, &mut closed);
+        let reader = read_half(
+            stream,
+            &room,
+            id,
+            (&tx, &own_queued),
+            shared,
+            &mut stopped,
+            &mut closed,
+        );
         tokio::select! {
             (outcome, bye) = reader => {
                 said_bye = bye;
@@ -455,8 +544,9 @@ pub(super) async fn run_peer(
     if let Some(outcome) = outcome
         && end_tx.send(outcome).is_ok()
     {
-        // The writer sends the close frame (bounded by its timeouts).
-        let _ = tokio::time::timeout(Duration::from_secs(8), writer).await;
+        // The writer sends what is queued and the close frame: each write
+        // bounded by its own timeout, all of it by this one.
+        let _ = tokio::time::timeout(Duration::from_secs(10), writer).await;
     }
     shared.leave(&room, id, said_bye);
     tracing::debug!(room = %room, code, "relay: peer left");

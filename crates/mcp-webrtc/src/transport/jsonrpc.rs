@@ -54,6 +54,38 @@ impl Envelope {
     }
 }
 
+/// The id to answer a message rmcp could not parse with: a request (it has
+/// a method) whose id is a string or a number.
+pub(crate) fn answerable_id(bytes: &[u8]) -> Option<Value> {
+    let envelope = Envelope::of(bytes)?;
+    envelope.method.as_ref()?;
+    envelope.id.filter(|id| id.is_string() || id.is_number())
+}
+
+/// Why a whole inbound message was dropped, worked out next to its parse
+/// (on a blocking thread for a large one), so that a hostile peer's large
+/// malformed messages are never parsed again on an async worker.
+pub(crate) struct Malformed {
+    pub(crate) why: String,
+    /// The request to answer with "Invalid Request", if its id can be read.
+    pub(crate) answer_to: Option<Value>,
+}
+
+/// Parse one whole inbound message as rmcp's type; if it is not one, say why
+/// and whom to answer.
+pub(crate) fn parse<M: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<M, Malformed> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        let why = match mcp_webrtc_core::codec::validate(bytes) {
+            Err(not_jsonrpc) => not_jsonrpc.to_string(),
+            Ok(()) => format!("not an MCP message: {e}"),
+        };
+        Malformed {
+            why,
+            answer_to: answerable_id(bytes),
+        }
+    })
+}
+
 /// The method that cancels a request.
 const CANCELLED: &[u8] = b"notifications/cancelled";
 

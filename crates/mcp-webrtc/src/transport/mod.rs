@@ -46,7 +46,7 @@ pub(crate) use shared::Settings;
 pub use stats::TransportStats;
 
 use crate::error::{Error, Result};
-use jsonrpc::{cancelled_request, id_value};
+use jsonrpc::{Malformed, cancelled_request, id_value, parse};
 use outbound::{Kind, Outbound, SendOutcome};
 use shared::{Framed, Shared};
 use stats::bump;
@@ -64,8 +64,8 @@ pub(crate) fn new_session_id() -> String {
     format!("{n}-{:04x}", h.finish() & 0xffff)
 }
 
-/// A message parsed off the async worker.
-type Parse<R> = JoinHandle<(Bytes, serde_json::Result<RxJsonRpcMessage<R>>)>;
+/// A message parsed off the async worker: its size, and what it was.
+type Parse<R> = JoinHandle<(usize, Result<RxJsonRpcMessage<R>, Malformed>)>;
 
 /// An MCP transport over a WebRTC data channel, for rmcp.
 ///
@@ -136,20 +136,16 @@ impl<R: ServiceRole> WebRtcTransport<R> {
     }
 
     /// A parsed message goes to rmcp; one that did not parse is dealt with
-    /// as malformed.
+    /// as malformed (what it was was worked out with the parse).
     fn accept(
         &self,
-        bytes: &[u8],
-        parsed: serde_json::Result<RxJsonRpcMessage<R>>,
+        size: usize,
+        parsed: Result<RxJsonRpcMessage<R>, Malformed>,
     ) -> Option<RxJsonRpcMessage<R>> {
         let parsed = match parsed {
             Ok(parsed) => parsed,
-            Err(e) => {
-                let why = match mcp_webrtc_core::codec::validate(bytes) {
-                    Err(not_jsonrpc) => not_jsonrpc.to_string(),
-                    Ok(()) => format!("not an MCP message: {e}"),
-                };
-                self.shared.malformed(bytes, &why);
+            Err(bad) => {
+                self.shared.malformed(size, &bad);
                 return None;
             }
         };
@@ -175,8 +171,8 @@ impl<R: ServiceRole> WebRtcTransport<R> {
                 let joined = parse.await;
                 self.parsing = None;
                 match joined {
-                    Ok((bytes, parsed)) => {
-                        if let Some(message) = self.accept(&bytes, parsed) {
+                    Ok((size, parsed)) => {
+                        if let Some(message) = self.accept(size, parsed) {
                             return Some(message);
                         }
                     }
@@ -191,35 +187,52 @@ impl<R: ServiceRole> WebRtcTransport<R> {
                 return None;
             }
             let shared = Arc::clone(&self.shared);
-            let backed_up = shared.out().replies_full();
-            let timer = shared.next_timeout();
+            // While replies back up, nothing is read, and the framer's timers
+            // wait too (frames that would keep a message alive sit unread).
+            let (backed_up, timer) = {
+                let out = shared.out();
+                let full = out.replies_full();
+                let timer = if full {
+                    None
+                } else {
+                    out.framer.poll_timeout()
+                };
+                (full, timer.map(Instant::from_std))
+            };
+            // A timer that is due fires before the next read, so a peer that
+            // keeps sending cannot starve it.
+            if timer.is_some_and(|t| t <= Instant::now()) {
+                shared.handle_timeout();
+                continue;
+            }
             let incoming = tokio::select! {
-                incoming = shared.conn.recv(), if !backed_up => incoming,
-                () = shared.reply_room.notified(), if backed_up => continue,
-                () = tokio::time::sleep_until(timer.unwrap_or_else(Instant::now)), if timer.is_some() => {
-                    shared.handle_timeout();
-                    continue;
-                }
+                // Frames already waiting are read before a timer fires.
+                biased;
                 () = shared.cancel.cancelled() => {
                     // Ended elsewhere (a failed send, or closed).
                     shared.finish(EndReason::Closed);
                     self.done = true;
                     continue;
                 }
+                incoming = shared.conn.recv(), if !backed_up => incoming,
+                () = shared.reply_room.notified(), if backed_up => continue,
                 () = shared.synthetic_wake.notified() => continue,
+                () = tokio::time::sleep_until(timer.unwrap_or_else(Instant::now)), if timer.is_some() => {
+                    shared.handle_timeout();
+                    continue;
+                }
             };
             match shared.frame(incoming) {
                 Framed::Message(bytes) if bytes.len() >= shared.settings.parse_off_thread => {
                     // A large message would hold this worker for
-                    // milliseconds: parse it on a blocking thread.
+                    // milliseconds: parse it (and, if it is malformed, work
+                    // out why) on a blocking thread.
                     self.parsing = Some(tokio::task::spawn_blocking(move || {
-                        let parsed = serde_json::from_slice(&bytes);
-                        (bytes, parsed)
+                        (bytes.len(), parse(&bytes))
                     }));
                 }
                 Framed::Message(bytes) => {
-                    let parsed = serde_json::from_slice(&bytes);
-                    if let Some(message) = self.accept(&bytes, parsed) {
+                    if let Some(message) = self.accept(bytes.len(), parse(&bytes)) {
                         return Some(message);
                     }
                 }

@@ -66,8 +66,11 @@ pub(crate) struct Outbound {
     replies_bytes: u64,
     max_replies: usize,
     /// Requests we sent and the peer has not answered, by JSON id, with
-    /// the order they were sent in.
+    /// the number they were sent as.
     pub(crate) unanswered: HashMap<String, (Value, u64)>,
+    /// The same requests in the order they were sent (some may have been
+    /// answered since: their entries no longer match the map's).
+    sent_order: VecDeque<(u64, String)>,
     sent_requests: u64,
 }
 
@@ -81,6 +84,7 @@ impl Outbound {
             replies_bytes: 0,
             max_replies,
             unanswered: HashMap::new(),
+            sent_order: VecDeque::new(),
             sent_requests: 0,
         }
     }
@@ -108,19 +112,27 @@ impl Outbound {
     /// Remember a request we sent, forgetting the oldest beyond
     /// [`MAX_UNANSWERED`].
     fn remember(&mut self, id: &Value) {
-        if self.unanswered.len() >= MAX_UNANSWERED {
-            let oldest = self
-                .unanswered
-                .iter()
-                .min_by_key(|(_, (_, seq))| *seq)
-                .map(|(key, _)| key.clone());
-            if let Some(key) = oldest {
+        // Bounded: each pass pops one entry of `sent_order`.
+        while self.unanswered.len() >= MAX_UNANSWERED {
+            let Some((seq, key)) = self.sent_order.pop_front() else {
+                break;
+            };
+            if self.unanswered.get(&key).is_some_and(|(_, s)| *s == seq) {
                 self.unanswered.remove(&key);
             }
         }
+        // Drop the order's stale entries now and then, so it stays within
+        // twice the map.
+        if self.sent_order.len() > self.unanswered.len().saturating_mul(2).saturating_add(64) {
+            let live = &self.unanswered;
+            self.sent_order
+                .retain(|(seq, key)| live.get(key).is_some_and(|(_, s)| s == seq));
+        }
         self.sent_requests = self.sent_requests.saturating_add(1);
+        let key = id_key(id);
+        self.sent_order.push_back((self.sent_requests, key.clone()));
         self.unanswered
-            .insert(id_key(id), (id.clone(), self.sent_requests));
+            .insert(key, (id.clone(), self.sent_requests));
     }
 
     /// The peer answered (or can no longer answer) request `id`.
@@ -134,6 +146,7 @@ impl Outbound {
         self.waiting_bytes = 0;
         self.replies_bytes = 0;
         self.replies.clear();
+        self.sent_order.clear();
         let unanswered = std::mem::take(&mut self.unanswered)
             .into_values()
             .map(|(id, _)| id)

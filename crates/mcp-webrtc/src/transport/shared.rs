@@ -15,7 +15,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::end::{EndReason, end_of};
-use super::jsonrpc::{Envelope, PEER_GONE, error_response};
+use super::jsonrpc::{Malformed, PEER_GONE, error_response};
 use super::outbound::Outbound;
 use super::stats::{Counters, bump};
 
@@ -111,32 +111,31 @@ impl Shared {
         lock(&self.synthetic).pop_front()
     }
 
-    /// A malformed inbound message: log, count, and answer it if it is a
-    /// request whose id we can read.
-    pub(crate) fn malformed(&self, bytes: &[u8], why: &str) {
+    /// A malformed inbound frame (nothing to answer): log and count.
+    pub(crate) fn bad_frame(&self, why: &str) {
+        self.malformed(
+            0,
+            &Malformed {
+                why: why.to_owned(),
+                answer_to: None,
+            },
+        );
+    }
+
+    /// A malformed inbound message of `size` bytes: log, count, and answer
+    /// it if it is a request whose id could be read.
+    pub(crate) fn malformed(&self, size: usize, bad: &Malformed) {
+        let why = &bad.why;
         let n = bump(&self.counters.malformed_received, 1);
         if n <= LOUD_MALFORMED {
-            tracing::warn!(
-                size = bytes.len(),
-                count = n,
-                "dropped a malformed message: {why}"
-            );
+            tracing::warn!(size, count = n, "dropped a malformed message: {why}");
         } else {
-            tracing::debug!(
-                size = bytes.len(),
-                count = n,
-                "dropped a malformed message: {why}"
-            );
+            tracing::debug!(size, count = n, "dropped a malformed message: {why}");
         }
-        let Some(envelope) = Envelope::of(bytes) else {
+        let Some(id) = &bad.answer_to else {
             return;
         };
-        let Some(id) = envelope.id.filter(|id| id.is_string() || id.is_number()) else {
-            return;
-        };
-        if envelope.method.is_none() {
-            return;
-        }
+        let id = id.clone();
         let reply = error_response(
             &id,
             ErrorCode::INVALID_REQUEST,
@@ -211,18 +210,10 @@ impl Shared {
             Ok(Some(bytes)) => Framed::Message(bytes),
             Ok(None) => Framed::Nothing,
             Err(e) => {
-                self.malformed(&[], &format!("bad frame: {e}"));
+                self.bad_frame(&format!("bad frame: {e}"));
                 Framed::Nothing
             }
         }
-    }
-
-    /// When the framer's next timer is due.
-    pub(crate) fn next_timeout(&self) -> Option<tokio::time::Instant> {
-        self.out()
-            .framer
-            .poll_timeout()
-            .map(tokio::time::Instant::from_std)
     }
 
     /// Fire the framer's due timers: expired partial messages are counted
@@ -242,7 +233,7 @@ impl Shared {
         }
         for error in expired {
             bump(&self.counters.partial_messages_expired, 1);
-            self.malformed(&[], &error.to_string());
+            self.bad_frame(&error.to_string());
         }
         self.writer_wake.notify_one();
     }
