@@ -154,3 +154,21 @@ fn zero_timeouts_are_refused() {
         Err(Error::InvalidConfig { .. })
     ));
 }
+
+#[test]
+fn a_timeout_past_what_the_clock_holds_means_never_not_now() {
+    let config = Config::default()
+        .with_partial_timeout(Duration::MAX)
+        .with_hello_timeout(Duration::MAX);
+    let channel = ChannelInfo::new(PROTOCOL, None);
+    let mut a = Framer::new(Role::Answerer, config, &channel).unwrap();
+    let t0 = Instant::now();
+    assert!(a.handle_timeout(t0).is_empty());
+    assert_eq!(a.poll_timeout(), None, "no HELLO deadline the clock can hold");
+    assert!(a.awaiting_hello(), "and the HELLO is still awaited, not given up");
+    let (_tx, mut rx) = negotiated(config);
+    rx.receive_binary(&data(1, 0, 100, b"{"), t0).unwrap();
+    assert_eq!(rx.poll_timeout(), None, "no expiry the clock can hold");
+    assert!(rx.handle_timeout(t0 + 3600 * S).is_empty());
+    assert_eq!(rx.in_flight(), 1);
+}
