@@ -46,7 +46,7 @@ pub mod relay_protocol;
 mod stdio;
 #[cfg(feature = "tcp")]
 mod tcp;
-#[cfg(feature = "unix")]
+#[cfg(all(unix, feature = "unix"))]
 mod unix;
 #[cfg(feature = "websocket")]
 mod websocket;
@@ -64,7 +64,7 @@ pub use message::{Dialect, SignalMessage};
 pub use stdio::CopyPasteSignaling;
 #[cfg(feature = "tcp")]
 pub use tcp::{TcpSignaling, TcpSignalingListener};
-#[cfg(feature = "unix")]
+#[cfg(all(unix, feature = "unix"))]
 pub use unix::{UnixSignaling, UnixSignalingListener};
 #[cfg(feature = "websocket")]
 pub use websocket::{RelayHost, WebSocketOptions, WebSocketSignaling};
@@ -224,7 +224,7 @@ pub(crate) async fn deadline<T>(
 
 /// Connect with exponential backoff (10 ms doubling to 500 ms) until
 /// `timeout` has passed.
-#[cfg(any(feature = "tcp", feature = "unix"))]
+#[cfg(any(feature = "tcp", all(unix, feature = "unix")))]
 pub(crate) async fn connect_with_retry<T, F, Fut>(
     target: String,
     timeout: Duration,

@@ -36,6 +36,16 @@
 //!
 //! Watch a session through [`WebRtcTransport::handle`]: counters, the wire
 //! mode, and why it ended.
+//!
+//! # Features
+//!
+//! | feature | default | what |
+//! |---|---|---|
+//! | `signaling-tcp` | yes | aiortc-dialect TCP signaling, as the Python package's `TcpSocketSignaling` |
+//! | `signaling-unix` | yes | aiortc-dialect Unix-socket signaling (Unix platforms only) |
+//! | `signaling-copy-paste` | yes | copy-and-paste signaling over a terminal |
+//! | `signaling-websocket` | no | the WebSocket signaling client (W3C dialect) and `RelayHost` |
+//! | `relay` | no | the WebSocket signaling relay server |
 #![forbid(unsafe_code)]
 
 mod builder;
