@@ -123,8 +123,8 @@ async fn a_connection_that_does_not_finish_its_handshake_is_dropped_within_2_s()
 async fn connections_from_one_address_are_capped() {
     let relay = relay(
         RelayConfig::with_tokens([A])
-            .max_connections_per_ip(3)
-            .handshake_timeout(Duration::from_secs(30)),
+            .with_max_connections_per_ip(3)
+            .with_handshake_timeout(Duration::from_secs(30)),
     )
     .await;
     let mut held = Vec::new();
@@ -152,8 +152,8 @@ async fn bytes_held_for_absent_peers_are_bounded_per_room_and_in_all() {
     tokio::time::timeout(T, async {
         let relay = relay(
             RelayConfig::with_tokens([A])
-                .max_pending_bytes(1000)
-                .max_total_pending_bytes(1500),
+                .with_max_pending_bytes(1000)
+                .with_max_total_pending_bytes(1500),
         )
         .await;
         let sdp = "x".repeat(375); // 400 bytes as a W3C offer
@@ -193,8 +193,8 @@ async fn bytes_held_for_absent_peers_are_bounded_per_room_and_in_all() {
 async fn refused_and_binary_frames_spend_the_room_byte_budget() {
     let relay = relay(
         RelayConfig::with_tokens([A])
-            .max_message_size(1000)
-            .room_byte_budget(10_000),
+            .with_max_message_size(1000)
+            .with_room_byte_budget(10_000),
     )
     .await;
     let mut flooder = raw(&relay, "/v1/room/b", A).await;
@@ -229,7 +229,7 @@ async fn refused_and_binary_frames_spend_the_room_byte_budget() {
 
 #[tokio::test]
 async fn pings_do_not_keep_a_silent_peer_alive() {
-    let relay = relay(RelayConfig::with_tokens([A]).idle_timeout(Duration::from_millis(400))).await;
+    let relay = relay(RelayConfig::with_tokens([A]).with_idle_timeout(Duration::from_millis(400))).await;
     let mut pinger = raw(&relay, "/v1/room/p", A).await;
     let start = Instant::now();
     let pings = async {
@@ -255,7 +255,7 @@ async fn pings_do_not_keep_a_silent_peer_alive() {
 #[tokio::test]
 async fn one_token_cannot_take_every_room() {
     tokio::time::timeout(T, async {
-        let relay = relay(RelayConfig::with_tokens([A, B]).max_rooms_per_token(2)).await;
+        let relay = relay(RelayConfig::with_tokens([A, B]).with_max_rooms_per_token(2)).await;
         let first = join(&relay, "a1", A).await;
         let _second = join(&relay, "a2", A).await;
         let mut third = join(&relay, "a3", A).await;
@@ -344,7 +344,7 @@ async fn a_host_name_and_its_sessions_stay_bound_to_its_token() {
 #[tokio::test]
 async fn connections_to_a_host_are_throttled() {
     tokio::time::timeout(T, async {
-        let relay = relay(RelayConfig::with_tokens([A]).host_connect_rate(2)).await;
+        let relay = relay(RelayConfig::with_tokens([A]).with_host_connect_rate(2)).await;
         let url = relay.url();
         let _control = raw(&relay, "/v1/host/busy", A).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -380,8 +380,8 @@ async fn a_peer_that_does_not_read_does_not_stall_its_partner() {
     tokio::time::timeout(Duration::from_secs(60), async {
         let relay = relay(
             RelayConfig::with_tokens([A])
-                .room_byte_budget(1 << 30)
-                .room_message_budget(100_000),
+                .with_room_byte_budget(1 << 30)
+                .with_room_message_budget(100_000),
         )
         .await;
         let mut talker = raw(&relay, "/v1/room/f", A).await;
@@ -457,8 +457,8 @@ async fn a_token_cannot_flush_the_host_names_of_another() {
     tokio::time::timeout(T, async {
         let relay = relay(
             RelayConfig::with_tokens([A, B])
-                .max_hosts(3)
-                .max_hosts_per_token(3),
+                .with_max_hosts(3)
+                .with_max_hosts_per_token(3),
         )
         .await;
         let url = relay.url();
@@ -496,7 +496,7 @@ async fn a_token_cannot_flush_the_host_names_of_another() {
 #[tokio::test]
 async fn one_token_holds_a_bounded_number_of_host_names() {
     tokio::time::timeout(T, async {
-        let relay = relay(RelayConfig::with_tokens([A]).max_hosts_per_token(2)).await;
+        let relay = relay(RelayConfig::with_tokens([A]).with_max_hosts_per_token(2)).await;
         let url = relay.url();
         let _h1 = RelayHost::register(&url, "n1", with(A)).await.unwrap();
         let _h2 = RelayHost::register(&url, "n2", with(A)).await.unwrap();

@@ -129,7 +129,7 @@ async fn a_third_peer_is_refused_and_the_room_goes_on() {
 #[tokio::test]
 async fn an_oversized_message_is_refused_and_the_room_survives() {
     tokio::time::timeout(T, async {
-        let relay = relay(RelayConfig::with_tokens([TOKEN]).max_message_size(1024)).await;
+        let relay = relay(RelayConfig::with_tokens([TOKEN]).with_max_message_size(1024)).await;
         let mut a = join(&relay, "big").await;
         let mut b = join(&relay, "big").await;
         let big = SignalMessage::Offer("x".repeat(5000));
@@ -188,8 +188,8 @@ async fn two_hundred_concurrent_rooms_lose_nothing() {
         // the default per-address and per-token caps.
         let relay = relay(
             RelayConfig::with_tokens([TOKEN])
-                .max_connections_per_ip(1000)
-                .max_rooms_per_token(1000),
+                .with_max_connections_per_ip(1000)
+                .with_max_rooms_per_token(1000),
         )
         .await;
         let url = relay.url();
@@ -322,8 +322,8 @@ async fn idle_peers_and_spent_budgets_are_closed() {
     tokio::time::timeout(T, async {
         let relay = relay(
             RelayConfig::with_tokens([TOKEN])
-                .idle_timeout(Duration::from_millis(300))
-                .room_message_budget(3),
+                .with_idle_timeout(Duration::from_millis(300))
+                .with_room_message_budget(3),
         )
         .await;
         let mut idle = join(&relay, "idle").await;
@@ -468,7 +468,7 @@ async fn review_fixes_hold() {
 async fn forwarded_traffic_does_not_keep_a_silent_peer_alive() {
     tokio::time::timeout(T, async {
         let relay =
-            relay(RelayConfig::with_tokens([TOKEN]).idle_timeout(Duration::from_millis(400))).await;
+            relay(RelayConfig::with_tokens([TOKEN]).with_idle_timeout(Duration::from_millis(400))).await;
         let mut silent = join(&relay, "quiet").await;
         let mut talker = join(&relay, "quiet").await;
         let chatter = tokio::spawn(async move {

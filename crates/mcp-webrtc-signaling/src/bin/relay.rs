@@ -64,13 +64,13 @@ async fn main() -> std::process::ExitCode {
         .init();
     let args = Args::parse();
     let config = RelayConfig::with_tokens(args.tokens.into_iter().filter(|t| !t.is_empty()))
-        .max_message_size(args.max_message_size)
-        .room_message_budget(args.room_message_budget)
-        .idle_timeout(Duration::from_secs(args.idle_timeout))
-        .max_rooms(args.max_rooms)
-        .max_rooms_per_token(args.max_rooms_per_token)
-        .max_connections_per_ip(args.max_connections_per_ip)
-        .host_connect_rate(args.host_connect_rate);
+        .with_max_message_size(args.max_message_size)
+        .with_room_message_budget(args.room_message_budget)
+        .with_idle_timeout(Duration::from_secs(args.idle_timeout))
+        .with_max_rooms(args.max_rooms)
+        .with_max_rooms_per_token(args.max_rooms_per_token)
+        .with_max_connections_per_ip(args.max_connections_per_ip)
+        .with_host_connect_rate(args.host_connect_rate);
     let relay = match RelayServer::bind(args.listen.as_str(), config).await {
         Ok(relay) => relay,
         Err(e) => {

@@ -85,12 +85,14 @@ impl std::fmt::Debug for RelayConfig {
     }
 }
 
+/// `with_<field>` setters, in the style of the other configuration types
+/// (`PeerConfig`, `Options`, the core `Config`).
 macro_rules! setters {
-    ($($(#[$doc:meta])* $name:ident: $ty:ty),* $(,)?) => {
+    ($($(#[$doc:meta])* $setter:ident => $name:ident: $ty:ty),* $(,)?) => {
         $(
             $(#[$doc])*
             #[must_use]
-            pub fn $name(mut self, value: $ty) -> Self {
+            pub fn $setter(mut self, value: $ty) -> Self {
                 self.$name = value;
                 self
             }
@@ -126,39 +128,39 @@ impl RelayConfig {
 
     setters! {
         /// Set [`RelayConfig::allow_anonymous`].
-        allow_anonymous: bool,
+        with_allow_anonymous => allow_anonymous: bool,
         /// Set [`RelayConfig::max_message_size`].
-        max_message_size: usize,
+        with_max_message_size => max_message_size: usize,
         /// Set [`RelayConfig::room_message_budget`].
-        room_message_budget: u32,
+        with_room_message_budget => room_message_budget: u32,
         /// Set [`RelayConfig::room_byte_budget`].
-        room_byte_budget: u64,
+        with_room_byte_budget => room_byte_budget: u64,
         /// Set [`RelayConfig::max_pending`].
-        max_pending: usize,
+        with_max_pending => max_pending: usize,
         /// Set [`RelayConfig::max_pending_bytes`].
-        max_pending_bytes: usize,
+        with_max_pending_bytes => max_pending_bytes: usize,
         /// Set [`RelayConfig::max_total_pending_bytes`].
-        max_total_pending_bytes: usize,
+        with_max_total_pending_bytes => max_total_pending_bytes: usize,
         /// Set [`RelayConfig::idle_timeout`].
-        idle_timeout: Duration,
+        with_idle_timeout => idle_timeout: Duration,
         /// Set [`RelayConfig::handshake_timeout`].
-        handshake_timeout: Duration,
+        with_handshake_timeout => handshake_timeout: Duration,
         /// Set [`RelayConfig::max_rooms`].
-        max_rooms: usize,
+        with_max_rooms => max_rooms: usize,
         /// Set [`RelayConfig::max_rooms_per_token`].
-        max_rooms_per_token: usize,
+        with_max_rooms_per_token => max_rooms_per_token: usize,
         /// Set [`RelayConfig::host_ping_interval`].
-        host_ping_interval: Duration,
+        with_host_ping_interval => host_ping_interval: Duration,
         /// Set [`RelayConfig::host_connect_rate`].
-        host_connect_rate: u32,
+        with_host_connect_rate => host_connect_rate: u32,
         /// Set [`RelayConfig::max_hosts`].
-        max_hosts: usize,
+        with_max_hosts => max_hosts: usize,
         /// Set [`RelayConfig::max_hosts_per_token`].
-        max_hosts_per_token: usize,
+        with_max_hosts_per_token => max_hosts_per_token: usize,
         /// Set [`RelayConfig::max_connections`].
-        max_connections: usize,
+        with_max_connections => max_connections: usize,
         /// Set [`RelayConfig::max_connections_per_ip`].
-        max_connections_per_ip: usize,
+        with_max_connections_per_ip => max_connections_per_ip: usize,
     }
 
     /// Check the settings ([`RelayServer::bind`](super::RelayServer::bind)
