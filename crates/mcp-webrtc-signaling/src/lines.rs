@@ -1,7 +1,8 @@
 //! Newline-delimited signaling over any byte stream (what aiortc's TCP and
 //! Unix socket signaling speak).
 
-use bytes::{Buf, BytesMut};
+use bytes::{Bytes, BytesMut};
+use tokio_util::codec::{AnyDelimiterCodec, AnyDelimiterCodecError, Decoder};
 use futures::future::BoxFuture;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 
@@ -9,21 +10,21 @@ use crate::{
     Dialect, Error, Options, Result, SignalMessage, Signaling, StreamState, deadline, write_bounded,
 };
 
-/// A bounded, cancel-safe line reader.
+/// A bounded, cancel-safe line reader: tokio-util's newline codec (with a
+/// maximum length, so a line never grows past the limit) over our own read
+/// loop. Not `FramedRead`: after a decoding error it ends the stream once,
+/// and an over-long line must be one bad message, not the end of signaling.
 #[derive(Debug)]
 pub(crate) struct LineReader<R> {
     reader: R,
     buf: BytesMut,
-    /// Bytes of `buf` already searched for a newline.
-    scanned: usize,
-    /// Skipping the rest of an over-long line.
-    discarding: bool,
+    codec: AnyDelimiterCodec,
     limit: usize,
 }
 
 /// What the reader produced.
 pub(crate) enum Line {
-    Line(BytesMut),
+    Line(Bytes),
     /// End of stream (an unterminated last line is dropped).
     Eof,
 }
@@ -33,8 +34,7 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
         LineReader {
             reader,
             buf: BytesMut::with_capacity(4096),
-            scanned: 0,
-            discarding: false,
+            codec: AnyDelimiterCodec::new_with_max_length(b"\n".to_vec(), Vec::new(), limit),
             limit,
         }
     }
@@ -43,36 +43,28 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
     /// lives in `self`, and the only await is `read_buf`, which either reads
     /// into the buffer or does nothing.
     pub(crate) async fn next_line(&mut self) -> Result<Line> {
+        // Bounded: each pass decodes from the buffer or reads more; the
+        // codec never lets the buffer grow past the limit.
         loop {
-            let unscanned = self.buf.get(self.scanned..).unwrap_or_default();
-            if let Some(pos) = unscanned.iter().position(|&b| b == b'\n') {
-                let end = self.scanned.saturating_add(pos);
-                let mut line = self.buf.split_to(end);
-                self.buf.advance(1);
-                self.scanned = 0;
-                if self.discarding {
-                    self.discarding = false;
-                    continue;
+            match self.codec.decode(&mut self.buf) {
+                Ok(Some(mut line)) => {
+                    if line.last() == Some(&b'\r') {
+                        line.truncate(line.len().saturating_sub(1));
+                    }
+                    return Ok(Line::Line(line));
                 }
-                if line.last() == Some(&b'\r') {
-                    line.truncate(line.len().saturating_sub(1));
-                }
-                return Ok(Line::Line(line));
-            }
-            self.scanned = self.buf.len();
-            if self.buf.len() > self.limit {
-                // Drop what we have and skip to the next newline.
-                let size = self.buf.len();
-                self.buf.clear();
-                self.scanned = 0;
-                let first = !self.discarding;
-                self.discarding = true;
-                if first {
+                Ok(None) => {}
+                // The codec skips the rest of the line by itself.
+                Err(AnyDelimiterCodecError::MaxChunkLengthExceeded) => {
                     return Err(Error::MessageTooLarge {
-                        size,
+                        size: self.buf.len(),
                         limit: self.limit,
                     });
                 }
+                Err(AnyDelimiterCodecError::Io(e)) => return Err(Error::Io {
+                    operation: "read",
+                    source: e,
+                }),
             }
             let n = self
                 .reader
