@@ -8,7 +8,7 @@ use bytes::Bytes;
 use crate::error::{Error, Result};
 use crate::reassembler::Reassembler;
 use crate::scheduler::{Rejected, Scheduler, Transmit};
-use crate::wire::{BinaryFrame, DATA_HEADER_LEN, Frame, Hello, PROTOCOL};
+use crate::wire::{BinaryFrame, DATA_HEADER_LEN, Frame, Limits, PROTOCOL};
 
 /// Which side of the WebRTC handshake we are. The offerer creates the data
 /// channel.
@@ -150,8 +150,8 @@ impl Config {
 
     /// Our receive limits, as announced in our HELLO.
     #[must_use]
-    pub fn limits(&self) -> Hello {
-        Hello {
+    pub fn limits(&self) -> Limits {
+        Limits {
             max_message_size: self.max_message_size,
             max_in_flight: self.max_in_flight,
             max_buffered_bytes: self.max_buffered_bytes,
@@ -247,7 +247,7 @@ pub struct Framer {
     mode: WireMode,
     /// The channel carries our protocol string, so chunked mode may be used.
     negotiable: bool,
-    peer_hello: Option<Hello>,
+    peer_hello: Option<Limits>,
     /// [`Framer::abandon_waiting`] was called.
     hello_abandoned: bool,
     /// The HELLO timer was started (at the first time given).
@@ -331,7 +331,7 @@ impl Framer {
 
     /// The peer's receive limits, once its HELLO has arrived.
     #[must_use]
-    pub fn peer_limits(&self) -> Option<Hello> {
+    pub fn peer_limits(&self) -> Option<Limits> {
         self.peer_hello
     }
 
@@ -455,7 +455,7 @@ impl Framer {
         }
     }
 
-    fn on_hello(&mut self, hello: Hello) -> Result<()> {
+    fn on_hello(&mut self, hello: Limits) -> Result<()> {
         if self.peer_hello.is_some() {
             return Err(Error::UnexpectedHello {
                 reason: "a second HELLO on the same channel",

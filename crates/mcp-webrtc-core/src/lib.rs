@@ -80,4 +80,4 @@ pub use reassembler::Reassembler;
 #[doc(hidden)]
 pub use scheduler::Scheduler;
 pub use scheduler::{Rejected, Transmit};
-pub use wire::{BinaryFrame, PROTOCOL};
+pub use wire::{BinaryFrame, Limits, PROTOCOL};

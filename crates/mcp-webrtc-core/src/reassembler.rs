@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::error::{Error, Result};
-use crate::wire::{DataHeader, FrameError, Hello};
+use crate::wire::{DataHeader, FrameError, Limits};
 
 #[derive(Debug)]
 struct Partial {
@@ -44,7 +44,7 @@ const MAX_DISCARDING: usize = 1024;
 /// Bounded reassembler for DATA frames.
 #[derive(Debug)]
 pub struct Reassembler {
-    limits: Hello,
+    limits: Limits,
     partial: HashMap<u32, Partial>,
     /// Refused messages whose remaining frames are skipped, with their total.
     discarding: HashMap<u32, u64>,
@@ -54,7 +54,7 @@ pub struct Reassembler {
 impl Reassembler {
     /// A reassembler enforcing `limits` (our own, as announced in our HELLO).
     #[must_use]
-    pub fn new(limits: Hello) -> Reassembler {
+    pub fn new(limits: Limits) -> Reassembler {
         Reassembler {
             limits,
             partial: HashMap::new(),
@@ -65,7 +65,7 @@ impl Reassembler {
 
     /// The limits this reassembler enforces.
     #[must_use]
-    pub fn limits(&self) -> Hello {
+    pub fn limits(&self) -> Limits {
         self.limits
     }
 

@@ -8,7 +8,7 @@
 //!
 //! Chunked messages only join the rotation while the peer can hold them: the
 //! number of chunked messages in the rotation, and the sum of their sizes,
-//! stay within the limits of the peer's [`Hello`]. The rest wait in a FIFO.
+//! stay within the limits the peer announced in its HELLO. The rest wait in a FIFO.
 //! Until the peer's limits are known, chunked messages wait.
 
 use std::collections::VecDeque;
@@ -16,7 +16,7 @@ use std::collections::VecDeque;
 use bytes::Bytes;
 
 use crate::error::{Error, Result};
-use crate::wire::{BinaryFrame, DATA_HEADER_LEN, DataHeader, Hello};
+use crate::wire::{BinaryFrame, DATA_HEADER_LEN, DataHeader, Limits};
 
 /// One unit of output for the data channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,7 +80,7 @@ pub struct Scheduler {
     rotation: VecDeque<Entry>,
     waiting: VecDeque<Bytes>,
     /// The peer's receive limits; `None` holds chunked messages back.
-    peer: Option<Hello>,
+    peer: Option<Limits>,
     /// Chunked messages in the rotation, and the sum of their sizes.
     active: u32,
     active_bytes: u64,
@@ -137,7 +137,7 @@ impl Scheduler {
 
     /// The peer's limits, once known.
     #[must_use]
-    pub fn peer_limits(&self) -> Option<Hello> {
+    pub fn peer_limits(&self) -> Option<Limits> {
         self.peer
     }
 
@@ -150,7 +150,7 @@ impl Scheduler {
 
     /// Record the peer's limits. Chunked messages that were waiting for them
     /// and exceed them are returned; the rest may now be scheduled.
-    pub fn set_peer_limits(&mut self, hello: Hello) -> Vec<Rejected> {
+    pub fn set_peer_limits(&mut self, hello: Limits) -> Vec<Rejected> {
         self.peer = Some(hello);
         let limit = hello.max_message_size.min(hello.max_buffered_bytes);
         let mut rejected = Vec::new();

@@ -94,12 +94,12 @@ type Result<T, E = FrameError> = std::result::Result<T, E>;
 /// The data-channel `protocol` string that announces chunked framing.
 ///
 /// The offerer creates the channel with this protocol; an answerer that sees
-/// it replies with a [`Hello`]. Any other protocol string (including the empty
+/// it replies with a HELLO frame. Any other protocol string (including the empty
 /// one used by the Python and TypeScript `mcp-webrtc` packages) means plain
 /// mode for the whole session.
 pub const PROTOCOL: &str = "mcp-webrtc/1";
 
-/// The framing version carried in [`Hello`] frames.
+/// The framing version carried in HELLO frames.
 pub const VERSION: u8 = 1;
 
 /// Type byte of a DATA frame.
@@ -133,10 +133,10 @@ impl fmt::Display for FrameKind {
     }
 }
 
-/// The receive limits a peer announces in its [`Hello`] frame, and that we
+/// The receive limits a peer announces in its HELLO frame, and that we
 /// enforce on our own inbound side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Hello {
+pub struct Limits {
     /// The largest message, in bytes, that the sender of the HELLO accepts.
     pub max_message_size: u64,
     /// How many chunked messages the sender of the HELLO reassembles at once.
@@ -146,7 +146,7 @@ pub struct Hello {
     pub max_buffered_bytes: u64,
 }
 
-impl Hello {
+impl Limits {
     /// Encode this HELLO as a complete binary frame.
     #[must_use]
     pub fn encode(&self) -> [u8; HELLO_LEN] {
@@ -217,7 +217,7 @@ pub enum Frame<'a> {
         payload: &'a [u8],
     },
     /// A HELLO frame.
-    Hello(Hello),
+    Hello(Limits),
 }
 
 impl<'a> Frame<'a> {
@@ -282,7 +282,7 @@ impl<'a> Frame<'a> {
                 let (msg, rest) = rest.split_first_chunk::<8>().ok_or_else(truncated)?;
                 let (in_flight, rest) = rest.split_first_chunk::<4>().ok_or_else(truncated)?;
                 let (buffered, _ignored) = rest.split_first_chunk::<8>().ok_or_else(truncated)?;
-                let hello = Hello {
+                let hello = Limits {
                     max_message_size: u64::from_be_bytes(*msg),
                     max_in_flight: u32::from_be_bytes(*in_flight),
                     max_buffered_bytes: u64::from_be_bytes(*buffered),
@@ -334,7 +334,7 @@ impl BinaryFrame {
         }
     }
 
-    pub(crate) fn hello(hello: &Hello) -> BinaryFrame {
+    pub(crate) fn hello(hello: &Limits) -> BinaryFrame {
         BinaryFrame {
             header: hello.encode(),
             header_len: HELLO_LEN,

@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use common::{deliver_all, negotiated};
-use mcp_webrtc_core::wire::{DataHeader, FrameError, Hello};
+use mcp_webrtc_core::wire::{DataHeader, FrameError, Limits};
 use mcp_webrtc_core::{ChannelInfo, Config, Error, Framer, PROTOCOL, Role, Scheduler, codec};
 
 fn data(id: u32, offset: u64, total: u64, payload: &[u8]) -> Vec<u8> {
@@ -363,7 +363,7 @@ fn frame_layout_errors_are_typed() {
             "UnsupportedVersion",
         ),
         (
-            Hello {
+            Limits {
                 max_message_size: 1,
                 max_in_flight: 0,
                 max_buffered_bytes: 1,

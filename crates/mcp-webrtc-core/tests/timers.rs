@@ -164,8 +164,15 @@ fn a_timeout_past_what_the_clock_holds_means_never_not_now() {
     let mut a = Framer::new(Role::Answerer, config, &channel).unwrap();
     let t0 = Instant::now();
     assert!(a.handle_timeout(t0).is_empty());
-    assert_eq!(a.poll_timeout(), None, "no HELLO deadline the clock can hold");
-    assert!(a.awaiting_hello(), "and the HELLO is still awaited, not given up");
+    assert_eq!(
+        a.poll_timeout(),
+        None,
+        "no HELLO deadline the clock can hold"
+    );
+    assert!(
+        a.awaiting_hello(),
+        "and the HELLO is still awaited, not given up"
+    );
     let (_tx, mut rx) = negotiated(config);
     rx.receive_binary(&data(1, 0, 100, b"{"), t0).unwrap();
     assert_eq!(rx.poll_timeout(), None, "no expiry the clock can hold");

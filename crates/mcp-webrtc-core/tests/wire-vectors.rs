@@ -15,7 +15,7 @@ mod common;
 
 use bytes::Bytes;
 use common::{negotiated, unhex, variant};
-use mcp_webrtc_core::wire::{DataHeader, Frame, Hello};
+use mcp_webrtc_core::wire::{DataHeader, Frame, Limits};
 use mcp_webrtc_core::{Config, PROTOCOL, Transmit};
 use serde_json::Value;
 
@@ -64,7 +64,7 @@ fn valid_frames_parse_and_encode_byte_for_byte() {
                 assert_eq!(encoded, wire, "{name}: encoding");
             }
             "hello" => {
-                let hello = Hello {
+                let hello = Limits {
                     max_message_size: u64_of(case, "max_message_size"),
                     max_in_flight: u64_of(case, "max_in_flight") as u32,
                     max_buffered_bytes: u64_of(case, "max_buffered_bytes"),

@@ -2,9 +2,9 @@
 //! Unix socket signaling speak).
 
 use bytes::{Bytes, BytesMut};
-use tokio_util::codec::{AnyDelimiterCodec, AnyDelimiterCodecError, Decoder};
 use futures::future::BoxFuture;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio_util::codec::{AnyDelimiterCodec, AnyDelimiterCodecError, Decoder};
 
 use crate::{
     Dialect, Error, Options, Result, SignalMessage, Signaling, StreamState, deadline, write_bounded,
@@ -61,10 +61,12 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
                         limit: self.limit,
                     });
                 }
-                Err(AnyDelimiterCodecError::Io(e)) => return Err(Error::Io {
-                    operation: "read",
-                    source: e,
-                }),
+                Err(AnyDelimiterCodecError::Io(e)) => {
+                    return Err(Error::Io {
+                        operation: "read",
+                        source: e,
+                    });
+                }
             }
             let n = self
                 .reader

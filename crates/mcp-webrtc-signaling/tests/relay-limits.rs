@@ -229,7 +229,8 @@ async fn refused_and_binary_frames_spend_the_room_byte_budget() {
 
 #[tokio::test]
 async fn pings_do_not_keep_a_silent_peer_alive() {
-    let relay = relay(RelayConfig::with_tokens([A]).with_idle_timeout(Duration::from_millis(400))).await;
+    let relay =
+        relay(RelayConfig::with_tokens([A]).with_idle_timeout(Duration::from_millis(400))).await;
     let mut pinger = raw(&relay, "/v1/room/p", A).await;
     let start = Instant::now();
     let pings = async {

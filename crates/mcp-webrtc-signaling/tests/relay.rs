@@ -468,7 +468,8 @@ async fn review_fixes_hold() {
 async fn forwarded_traffic_does_not_keep_a_silent_peer_alive() {
     tokio::time::timeout(T, async {
         let relay =
-            relay(RelayConfig::with_tokens([TOKEN]).with_idle_timeout(Duration::from_millis(400))).await;
+            relay(RelayConfig::with_tokens([TOKEN]).with_idle_timeout(Duration::from_millis(400)))
+                .await;
         let mut silent = join(&relay, "quiet").await;
         let mut talker = join(&relay, "quiet").await;
         let chatter = tokio::spawn(async move {

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use mcp_webrtc_core::Limits;
 use mcp_webrtc_core::WireMode;
-use mcp_webrtc_core::wire::Hello;
 use mcp_webrtc_rtc::{ChannelInfo, HandshakeTimings};
 
 use super::end::EndReason;
@@ -60,7 +60,7 @@ impl TransportHandle {
 
     /// The peer's receive limits, once its HELLO arrived (chunked mode).
     #[must_use]
-    pub fn peer_limits(&self) -> Option<Hello> {
+    pub fn peer_limits(&self) -> Option<Limits> {
         self.shared.out().framer.peer_limits()
     }
 
