@@ -279,6 +279,34 @@ async fn a_small_call_waits_behind_little_of_a_bulk_result() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_request_is_no_longer_remembered_as_unanswered() {
+    let s = session(loopback(), loopback()).await;
+    // rmcp cancels a call whose future is dropped: here, by a timeout.
+    let slow = CallToolRequestParams::new("sleep".to_owned()).with_arguments(
+        serde_json::json!({ "ms": 10_000 })
+            .as_object()
+            .unwrap()
+            .clone(),
+    );
+    let gave_up = tokio::time::timeout(Duration::from_millis(300), s.client.call_tool(slow)).await;
+    assert!(gave_up.is_err(), "the call was still running");
+    // Its notifications/cancelled went out, and the transport forgot it.
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    while s.client_handle.stats().unanswered_requests != 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{:?}",
+            s.client_handle.stats()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Requests in flight are remembered until answered.
+    check_blob(&s.client, 1024, 1).await;
+    assert_eq!(s.client_handle.stats().unanswered_requests, 0);
+    shut_down(s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_shutdown_ends_the_server_session_cleanly() {
     let s = session(loopback(), loopback()).await;
     call(&s.client, "greet", serde_json::json!({ "name": "x" }))

@@ -35,6 +35,7 @@ impl TransportHandle {
         stats.queued_bytes = out.queued_bytes();
         stats.pending_replies = out.replies.len() as u64;
         stats.buffered_bytes = out.framer.buffered_bytes();
+        stats.unanswered_requests = out.unanswered.len() as u64;
         stats
     }
 

@@ -42,6 +42,9 @@ pub struct TransportStats {
     pub pending_replies: u64,
     /// Now, not a total: bytes reserved for incomplete inbound messages.
     pub buffered_bytes: u64,
+    /// Now, not a total: requests we sent that the peer has not answered
+    /// (nor we cancelled), at most 65,536.
+    pub unanswered_requests: u64,
 }
 
 #[derive(Debug, Default)]
@@ -79,6 +82,7 @@ impl Counters {
             queued_bytes: 0,
             pending_replies: 0,
             buffered_bytes: 0,
+            unanswered_requests: 0,
         }
     }
 }
