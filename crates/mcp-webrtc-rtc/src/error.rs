@@ -52,7 +52,7 @@ impl fmt::Display for Phase {
 #[non_exhaustive]
 pub enum Error {
     /// The signaling channel failed.
-    #[error("signaling failed: {0}")]
+    #[error(transparent)]
     Signaling(#[from] mcp_webrtc_signaling::Error),
     /// The peer's signaling ended (bye or close) before the channel opened.
     #[error("signaling: the peer left before the data channel opened")]

@@ -1,13 +1,17 @@
 //! The crate's single error type.
 
 /// Everything that can go wrong with an MCP-over-WebRTC transport.
+///
+/// A variant that wraps a lower layer's error shows that error's message
+/// (which names the phase or the limit) and its source, rather than
+/// repeating it inside a message of its own.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// Setting up the peer connection failed (signaling, SDP, ICE, DTLS,
     /// SCTP or the data channel; the inner error names the phase).
-    #[error("connecting failed: {0}")]
-    Connect(#[source] mcp_webrtc_rtc::Error),
+    #[error(transparent)]
+    Connect(mcp_webrtc_rtc::Error),
     /// The transport's configuration is inconsistent.
     #[error("invalid transport configuration: {reason}")]
     InvalidConfig {
@@ -15,7 +19,7 @@ pub enum Error {
         reason: String,
     },
     /// An outbound message could not be encoded as JSON.
-    #[error("could not encode the outbound message: {0}")]
+    #[error("could not encode the outbound message")]
     Encode(#[source] serde_json::Error),
     /// An outbound request or notification is larger than the peer accepts.
     /// (An oversize *response* is answered with a JSON-RPC error instead.)
@@ -29,8 +33,8 @@ pub enum Error {
         limit: u64,
     },
     /// The framing layer refused an outbound message.
-    #[error("framing refused the message: {0}")]
-    Framing(#[source] mcp_webrtc_core::Error),
+    #[error(transparent)]
+    Framing(mcp_webrtc_core::Error),
     /// The peer went away: it stopped answering (dead-peer timeout) or its
     /// side of the channel failed.
     #[error("peer gone: {reason}")]
@@ -45,8 +49,8 @@ pub enum Error {
         reason: String,
     },
     /// Sending on the data channel failed.
-    #[error("sending failed: {0}")]
-    Send(#[source] mcp_webrtc_rtc::Error),
+    #[error(transparent)]
+    Send(mcp_webrtc_rtc::Error),
 }
 
 /// `Result` with this crate's [`Error`].
