@@ -63,17 +63,19 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod codec;
+mod config;
 mod error;
 mod framer;
 mod reassembler;
 mod scheduler;
 pub mod wire;
 
-pub use error::{Error, Result};
-pub use framer::{
+pub use config::{
     ChannelInfo, Config, DEFAULT_FRAME_SIZE, DEFAULT_HELLO_TIMEOUT, DEFAULT_MAX_MESSAGE_SIZE,
-    DEFAULT_PARTIAL_TIMEOUT, Framer, Role, WireMode,
+    DEFAULT_PARTIAL_TIMEOUT,
 };
+pub use error::{Error, Result};
+pub use framer::{Framer, Role, WireMode};
 // The framer's parts, public for tests and benchmarks only: use `Framer`.
 #[doc(hidden)]
 pub use reassembler::Reassembler;

@@ -31,6 +31,7 @@
 mod auth;
 mod config;
 mod hosts;
+mod peer;
 mod rooms;
 
 use std::net::SocketAddr;
@@ -386,7 +387,7 @@ async fn connection(
                 token,
                 host_owner: None,
             };
-            rooms::run_peer(ws, room, joiner, shared, stopped, || true).await;
+            peer::run_peer(ws, room, joiner, shared, stopped, || true).await;
         }
         Admitted::Host(host, token) => hosts::run_host(ws, host, token, shared, stopped).await,
         Admitted::Client {
@@ -404,7 +405,7 @@ async fn connection(
                 token,
                 host_owner: Some(host_owner),
             };
-            rooms::run_peer(ws, room, joiner, shared, stopped, announce).await;
+            peer::run_peer(ws, room, joiner, shared, stopped, announce).await;
         }
     }
 }
