@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::wire::{DATA_HEADER_LEN, Limits};
 
-/// Limits and sizes of a [`Framer`].
+/// Limits and sizes of a [`Framer`](crate::Framer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Config {
@@ -19,14 +19,14 @@ pub struct Config {
     pub max_in_flight: u32,
     /// Bytes we reserve for partial inbound messages, over all of them.
     pub max_buffered_bytes: u64,
-    /// Outbound message bytes we queue before [`Framer::send`] answers
+    /// Outbound message bytes we queue before [`Framer::send`](crate::Framer::send) answers
     /// [`Error::QueueFull`]. A single message is accepted into an empty
     /// queue whatever its size.
     pub max_queued_bytes: u64,
     /// How long a peer that announced chunked framing has to send its HELLO
     /// before messages that need chunking are refused
     /// ([`Error::NoPeerHello`]). Counted from the first time the framer is
-    /// given ([`Framer::handle_timeout`] or [`Framer::receive_binary`]).
+    /// given ([`Framer::handle_timeout`](crate::Framer::handle_timeout) or [`Framer::receive_binary`](crate::Framer::receive_binary)).
     pub hello_timeout: Duration,
     /// How long an incomplete inbound message may go without a frame before
     /// it is dropped and its buffer freed ([`Error::PartialTimeout`]).
@@ -133,7 +133,7 @@ impl Config {
         }
     }
 
-    /// Check that the limits are consistent ([`Framer::new`] does too).
+    /// Check that the limits are consistent ([`Framer::new`](crate::Framer::new) does too).
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] naming the inconsistency.
