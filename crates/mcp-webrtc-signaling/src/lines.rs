@@ -11,8 +11,8 @@ use crate::{
 };
 
 /// A bounded, cancel-safe line reader: tokio-util's newline codec (with a
-/// maximum length, so a line never grows past the limit) over our own read
-/// loop. Not `FramedRead`: after a decoding error it ends the stream once,
+/// maximum length, so the buffer holds at most the limit plus one read)
+/// over our own read loop. Not `FramedRead`: after a decoding error it ends the stream once,
 /// and an over-long line must be one bad message, not the end of signaling.
 #[derive(Debug)]
 pub(crate) struct LineReader<R> {
@@ -34,7 +34,12 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
         LineReader {
             reader,
             buf: BytesMut::with_capacity(4096),
-            codec: AnyDelimiterCodec::new_with_max_length(b"\n".to_vec(), Vec::new(), limit),
+            // One more byte than the limit, for the `\r` of a `\r\n` ending.
+            codec: AnyDelimiterCodec::new_with_max_length(
+                b"\n".to_vec(),
+                Vec::new(),
+                limit.saturating_add(1),
+            ),
             limit,
         }
     }
@@ -50,6 +55,12 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
                 Ok(Some(mut line)) => {
                     if line.last() == Some(&b'\r') {
                         line.truncate(line.len().saturating_sub(1));
+                    }
+                    if line.len() > self.limit {
+                        return Err(Error::MessageTooLarge {
+                            size: line.len(),
+                            limit: self.limit,
+                        });
                     }
                     return Ok(Line::Line(line));
                 }

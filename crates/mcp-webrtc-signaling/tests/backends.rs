@@ -267,6 +267,47 @@ async fn tcp_bad_lines_are_reported_and_the_stream_reads_on() {
 }
 
 #[tokio::test]
+async fn a_line_of_exactly_the_limit_is_taken_whatever_its_line_ending() {
+    tokio::time::timeout(T, async {
+        const LIMIT: usize = 300;
+        let (ours, mut theirs) = tokio::io::duplex(4096);
+        let mut sig = mcp_webrtc_signaling::LineSignaling::new(
+            ours,
+            Dialect::Aiortc,
+            Options::default().with_max_message_size(LIMIT),
+        );
+        // An offer whose line is `len` bytes long, without its ending.
+        let sized = |len: usize| {
+            let bare = Dialect::Aiortc
+                .encode(&SignalMessage::Offer(String::new()))
+                .unwrap();
+            let sdp = "v".repeat(len - bare.len());
+            let line = Dialect::Aiortc
+                .encode(&SignalMessage::Offer(sdp.clone()))
+                .unwrap();
+            assert_eq!(line.len(), len);
+            (line, SignalMessage::Offer(sdp))
+        };
+        let (exact, exact_offer) = sized(LIMIT);
+        let (over, _) = sized(LIMIT + 1);
+        let input = format!("{exact}\r\n{exact}\n{over}\r\n{over}\n{exact}\n");
+        theirs.write_all(input.as_bytes()).await.unwrap();
+        assert_eq!(sig.recv().await.unwrap(), Some(exact_offer.clone()), "CRLF");
+        assert_eq!(sig.recv().await.unwrap(), Some(exact_offer.clone()), "LF");
+        for ending in ["CRLF", "LF"] {
+            let e = sig.recv().await.unwrap_err();
+            assert!(
+                matches!(e, Error::MessageTooLarge { size, limit: LIMIT } if size > LIMIT),
+                "{ending}: {e}"
+            );
+        }
+        assert_eq!(sig.recv().await.unwrap(), Some(exact_offer), "reads on");
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
 async fn tcp_peer_that_vanishes_without_bye_ends_the_stream_with_an_error() {
     tokio::time::timeout(T, async {
         let (a, mut b) = tcp_pair().await;

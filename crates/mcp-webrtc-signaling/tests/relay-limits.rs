@@ -512,3 +512,23 @@ async fn one_token_holds_a_bounded_number_of_host_names() {
     .await
     .unwrap();
 }
+
+#[tokio::test]
+async fn a_peer_that_closes_gets_the_relays_close_reply() {
+    tokio::time::timeout(T, async {
+        let relay = relay(RelayConfig::with_tokens([A])).await;
+        let mut peer = raw(&relay, "/v1/room/bye", A).await;
+        let _other = join(&relay, "bye", A).await;
+        peer.send(Message::Close(None)).await.unwrap();
+        // The relay answers the close handshake instead of resetting.
+        loop {
+            match peer.next().await {
+                Some(Ok(Message::Close(_))) => break,
+                Some(Ok(_)) => {}
+                other => panic!("the close handshake was not completed: {other:?}"),
+            }
+        }
+    })
+    .await
+    .unwrap();
+}

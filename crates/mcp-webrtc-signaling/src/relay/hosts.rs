@@ -16,33 +16,42 @@ use crate::relay_protocol::{
     CLOSE_BUDGET, CLOSE_CONFLICT, CLOSE_IDLE, CLOSE_SHUTDOWN, CLOSE_UNAVAILABLE,
 };
 
-/// A token bucket in thousandths of a connection: `rate` per second, bursts
-/// of twice that.
+/// One connection, in the bucket's units (millionths).
+const ONE: u64 = 1_000_000;
+
+/// A token bucket in millionths of a connection: `rate` per second, bursts
+/// of twice that. At `rate` per second it gains `rate` millionths each
+/// microsecond; time is taken in whole microseconds and the remainder kept,
+/// so nothing is lost to rounding at any call rate.
 struct Bucket {
-    milli: u64,
+    micro: u64,
     at: Instant,
 }
 
 impl Bucket {
     fn full(rate: u32) -> Bucket {
         Bucket {
-            milli: u64::from(rate).saturating_mul(2000),
+            micro: u64::from(rate).saturating_mul(2 * ONE),
             at: Instant::now(),
         }
     }
 
     fn take(&mut self, rate: u32) -> bool {
         let now = Instant::now();
-        let elapsed =
-            u64::try_from(now.saturating_duration_since(self.at).as_millis()).unwrap_or(u64::MAX);
-        let capacity = u64::from(rate).saturating_mul(2000);
-        self.milli = self
-            .milli
-            .saturating_add(elapsed.saturating_mul(u64::from(rate)))
+        let micros =
+            u64::try_from(now.saturating_duration_since(self.at).as_micros()).unwrap_or(u64::MAX);
+        // Advance by the whole microseconds used, keeping the remainder.
+        self.at = self
+            .at
+            .checked_add(std::time::Duration::from_micros(micros))
+            .unwrap_or(now);
+        let capacity = u64::from(rate).saturating_mul(2 * ONE);
+        self.micro = self
+            .micro
+            .saturating_add(micros.saturating_mul(u64::from(rate)))
             .min(capacity);
-        self.at = now;
-        if self.milli >= 1000 {
-            self.milli = self.milli.saturating_sub(1000);
+        if self.micro >= ONE {
+            self.micro = self.micro.saturating_sub(ONE);
             true
         } else {
             false

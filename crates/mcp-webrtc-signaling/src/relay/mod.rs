@@ -87,7 +87,7 @@ pub(crate) struct Shared {
     next_id: AtomicU64,
     connections: AtomicUsize,
     /// Bytes queued for peers and not yet written to their sockets.
-    queued_bytes: AtomicUsize,
+    queued_bytes: Arc<AtomicUsize>,
     forwarded: AtomicU64,
     refused: AtomicU64,
 }
@@ -138,7 +138,7 @@ impl RelayServer {
             per_ip: Arc::default(),
             next_id: AtomicU64::new(1),
             connections: AtomicUsize::new(0),
-            queued_bytes: AtomicUsize::new(0),
+            queued_bytes: Arc::default(),
             forwarded: AtomicU64::new(0),
             refused: AtomicU64::new(0),
         });

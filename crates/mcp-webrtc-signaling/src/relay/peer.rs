@@ -9,7 +9,7 @@ use futures::StreamExt;
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
 
-use super::rooms::{Forward, Joiner, Outcome, Peer, enqueue};
+use super::rooms::{Counted, Forward, Joiner, Outcome, Peer, enqueue};
 use super::{Shared, Socket, close};
 use crate::relay_protocol::{
     CLOSE_IDLE, CLOSE_INTERNAL, CLOSE_SHUTDOWN, CLOSE_UNAVAILABLE, RelayMessage,
@@ -34,39 +34,15 @@ fn notice(reason: &str) -> String {
 type Sink = futures::stream::SplitSink<Socket, Message>;
 type Stream = futures::stream::SplitStream<Socket>;
 
-/// A peer's queue, with the bytes it holds counted for it and in all.
-struct Queue<'a> {
-    rx: mpsc::Receiver<String>,
-    queued: Arc<AtomicUsize>,
-    total: &'a AtomicUsize,
-}
-
-impl Queue<'_> {
-    /// One message has left the queue.
-    fn uncount(&self, len: usize) {
-        self.queued.fetch_sub(len, Ordering::Relaxed);
-        self.total.fetch_sub(len, Ordering::Relaxed);
-    }
-}
-
-impl Drop for Queue<'_> {
-    fn drop(&mut self) {
-        // Whatever is still queued is dropped with the queue: uncount it.
-        self.rx.close();
-        while let Ok(text) = self.rx.try_recv() {
-            self.uncount(text.len());
-        }
-    }
-}
-
 /// The writing half of a room peer: what was held for it, then its queue,
 /// until the reading half ends the session; then what is still queued (the
-/// partner's last messages, its bye) and the close frame. Returns early if a
-/// write fails or times out: the peer is not reading.
+/// partner's last messages, its bye) and the close frame, or, when the peer
+/// closed, the reply to its close. Returns early if a write fails or times
+/// out: the peer is not reading.
 async fn write_half(
     mut sink: Sink,
     held: Vec<String>,
-    mut queue: Queue<'_>,
+    mut queue: mpsc::Receiver<Counted>,
     mut end: tokio::sync::oneshot::Receiver<Outcome>,
 ) {
     use futures::SinkExt;
@@ -86,12 +62,10 @@ async fn write_half(
         tokio::select! {
             biased;
             outcome = &mut end => break outcome.unwrap_or_default(),
-            text = queue.rx.recv() => match text {
-                Some(text) => {
-                    let len = text.len();
-                    let sent = send(&mut sink, text).await;
-                    queue.uncount(len);
-                    if !sent {
+            counted = queue.recv() => match counted {
+                // `counted` stays alive (and counted) until the write is done.
+                Some(mut counted) => {
+                    if !send(&mut sink, counted.take()).await {
                         return;
                     }
                 }
@@ -99,30 +73,33 @@ async fn write_half(
             },
         }
     };
-    // What was queued before the end goes out first (at most the queue's
-    // capacity, each write bounded).
-    while let Ok(text) = queue.rx.try_recv() {
-        let len = text.len();
-        let sent = send(&mut sink, text).await;
-        queue.uncount(len);
-        if !sent {
-            return;
-        }
-    }
     let (code, reason) = outcome;
     let closing = async {
         if code == 0 {
-            // The peer closed: flush tungstenite's reply to its close frame.
+            // The peer closed: nothing more can be sent but the reply to its
+            // close frame, which tungstenite flushes on close.
             let _ = sink.close().await;
-        } else {
-            let frame = tokio_tungstenite::tungstenite::protocol::CloseFrame {
-                code: code.into(),
-                reason: reason.into(),
-            };
-            let _ = sink.send(Message::Close(Some(frame))).await;
+            return;
         }
+        // What was queued before the end goes out first: no more can come
+        // (the queue is closed), and each write is bounded.
+        queue.close();
+        while let Ok(mut counted) = queue.try_recv() {
+            if !send(&mut sink, counted.take()).await {
+                return;
+            }
+        }
+        let frame = tokio_tungstenite::tungstenite::protocol::CloseFrame {
+            code: code.into(),
+            reason: reason.into(),
+        };
+        let _ = tokio::time::timeout(
+            Duration::from_secs(2),
+            sink.send(Message::Close(Some(frame))),
+        )
+        .await;
     };
-    let _ = tokio::time::timeout(Duration::from_secs(2), closing).await;
+    closing.await;
 }
 
 /// The reading half of a room peer: forwards what it sends, until it
@@ -132,7 +109,7 @@ async fn read_half(
     mut stream: Stream,
     room: &str,
     id: u64,
-    own: (&mpsc::Sender<String>, &AtomicUsize),
+    own: (&mpsc::Sender<Counted>, &Arc<AtomicUsize>),
     shared: &Shared,
     stopped: &mut watch::Receiver<bool>,
     closed: &mut watch::Receiver<Option<Outcome>>,
@@ -217,7 +194,7 @@ pub(super) async fn run_peer(
 ) {
     let config = &shared.config;
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-    let (tx, rx) = mpsc::channel::<String>(config.max_pending.max(8));
+    let (tx, rx) = mpsc::channel::<Counted>(config.max_pending.max(8));
     let queued = Arc::new(AtomicUsize::new(0));
     let (close_tx, mut closed) = watch::channel(None);
     let peer = Peer {
@@ -240,12 +217,7 @@ pub(super) async fn run_peer(
     let (sink, stream) = ws.split();
     let (end_tx, end_rx) = tokio::sync::oneshot::channel();
     let own_queued = Arc::clone(&queued);
-    let queue = Queue {
-        rx,
-        queued,
-        total: &shared.queued_bytes,
-    };
-    let writer = write_half(sink, held, queue, end_rx);
+    let writer = write_half(sink, held, rx, end_rx);
     tokio::pin!(writer);
     let mut said_bye = false;
     let outcome = if after_join() {

@@ -23,7 +23,7 @@ pub(super) type Outcome = (u16, String);
 pub(super) struct Peer {
     pub(super) id: u64,
     /// Messages for this peer; bounded, never awaited by the sender.
-    pub(super) tx: mpsc::Sender<String>,
+    pub(super) tx: mpsc::Sender<Counted>,
     /// Bytes in `tx` not yet written to the peer's socket.
     pub(super) queued: Arc<AtomicUsize>,
     /// Tells this peer's task to close, whatever its queue holds.
@@ -254,25 +254,52 @@ impl Shared {
     }
 }
 
-/// Queue `text` for a peer, counting its bytes for the peer and in all
-/// before it is queued (so that the writer, which uncounts each message it
-/// takes, never uncounts what was not counted). `false` if the queue is
-/// full or closed: the peer is not reading.
+/// A message queued for a peer: its bytes are counted for the peer and in
+/// all from when it is made until it is dropped, however that happens (sent,
+/// refused by a full queue, dropped with the queue or with a writer cut off
+/// mid-send), so the counts cannot drift.
+pub(super) struct Counted {
+    text: String,
+    len: usize,
+    queued: Arc<AtomicUsize>,
+    total: Arc<AtomicUsize>,
+}
+
+impl Counted {
+    fn new(text: String, queued: &Arc<AtomicUsize>, total: &Arc<AtomicUsize>) -> Counted {
+        let len = text.len();
+        queued.fetch_add(len, Ordering::Relaxed);
+        total.fetch_add(len, Ordering::Relaxed);
+        Counted {
+            text,
+            len,
+            queued: Arc::clone(queued),
+            total: Arc::clone(total),
+        }
+    }
+
+    /// The text, to send; the bytes stay counted until `self` is dropped.
+    pub(super) fn take(&mut self) -> String {
+        std::mem::take(&mut self.text)
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.queued.fetch_sub(self.len, Ordering::Relaxed);
+        self.total.fetch_sub(self.len, Ordering::Relaxed);
+    }
+}
+
+/// Queue `text` for a peer (counted, see [`Counted`]). `false` if the queue
+/// is full or closed: the peer is not reading.
 pub(super) fn enqueue(
-    tx: &mpsc::Sender<String>,
-    queued: &AtomicUsize,
-    total: &AtomicUsize,
+    tx: &mpsc::Sender<Counted>,
+    queued: &Arc<AtomicUsize>,
+    total: &Arc<AtomicUsize>,
     text: String,
 ) -> bool {
-    let len = text.len();
-    queued.fetch_add(len, Ordering::Relaxed);
-    total.fetch_add(len, Ordering::Relaxed);
-    if tx.try_send(text).is_ok() {
-        return true;
-    }
-    queued.fetch_sub(len, Ordering::Relaxed);
-    total.fetch_sub(len, Ordering::Relaxed);
-    false
+    tx.try_send(Counted::new(text, queued, total)).is_ok()
 }
 
 /// Tell a peer to close, unless it was told already: the first reason
