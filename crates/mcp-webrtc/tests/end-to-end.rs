@@ -189,22 +189,34 @@ async fn a_thousand_concurrent_calls_are_each_answered_correctly() {
     shut_down(Session { client, ..s }).await;
 }
 
+/// Ask for a `bytes`-byte blob (checked when it arrives) in the background,
+/// and return once its first 4 MiB are on the wire.
+async fn start_bulk(
+    client: &Arc<RunningService<RoleClient, ()>>,
+    server: &TransportHandle,
+    base: u64,
+    bytes: u64,
+    seed: u64,
+) -> JoinHandle<()> {
+    let bulk = tokio::spawn({
+        let client = Arc::clone(client);
+        async move { check_blob(&client, bytes as usize, seed).await }
+    });
+    let started = tokio::time::Instant::now();
+    while server.stats().bytes_sent < base + (4 << 20) {
+        assert!(started.elapsed() < LIMIT, "the bulk result never started");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    bulk
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn small_calls_complete_while_100_mib_streams() {
     const BULK: u64 = 100 << 20;
     let s = session(loopback(), loopback()).await;
     let client = Arc::new(s.client);
     let base = s.server_handle.stats().bytes_sent;
-    let bulk = tokio::spawn({
-        let client = Arc::clone(&client);
-        async move { check_blob(&client, BULK as usize, 3).await }
-    });
-    // Wait until the bulk result is on the wire.
-    let started = tokio::time::Instant::now();
-    while s.server_handle.stats().bytes_sent < base + (4 << 20) {
-        assert!(started.elapsed() < LIMIT, "the bulk result never started");
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    let bulk = start_bulk(&client, &s.server_handle, base, BULK, 3).await;
     // Small calls whose answer arrived before the server had sent the whole
     // bulk result: they overtook it (without interleaving, none could).
     let mut overtook = 0;
@@ -240,15 +252,7 @@ async fn a_small_call_waits_behind_little_of_a_bulk_result() {
     let s = session(loopback(), loopback()).await;
     let client = Arc::new(s.client);
     let base = s.server_handle.stats().bytes_sent;
-    let bulk = tokio::spawn({
-        let client = Arc::clone(&client);
-        async move { check_blob(&client, BULK as usize, 5).await }
-    });
-    let started = tokio::time::Instant::now();
-    while s.server_handle.stats().bytes_sent < base + (4 << 20) {
-        assert!(started.elapsed() < LIMIT, "the bulk result never started");
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    let bulk = start_bulk(&client, &s.server_handle, base, BULK, 5).await;
     let mut waits = Vec::new();
     while !bulk.is_finished() && waits.len() < 100 {
         let before = s.client_handle.stats().bytes_received;
