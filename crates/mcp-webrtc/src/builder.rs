@@ -6,10 +6,13 @@ use std::time::Duration;
 use mcp_webrtc_core::{Framer, PROTOCOL};
 use mcp_webrtc_rtc::{IcePolicy, IceServer, PeerConfig, Role};
 use mcp_webrtc_signaling::Signaling;
-use rmcp::service::{RoleClient, RoleServer, ServiceRole};
+use rmcp::service::{RoleClient, RoleServer};
 
 use crate::error::{Error, Result};
-use crate::transport::{Settings, WebRtcTransport, new_session_id};
+use crate::transport::{
+    MessageChannel, Settings, Shared, WebRtcTransport, new_session_id, start_shared,
+};
+use std::sync::Arc;
 use tracing::Instrument;
 
 /// Options for a [`WebRtcTransport`]; start from [`WebRtcTransport::builder`].
@@ -240,7 +243,8 @@ impl Builder {
         self,
         signaling: impl Signaling + 'static,
     ) -> Result<WebRtcTransport<RoleServer>> {
-        self.connect(true, signaling).await
+        let shared = self.connect(true, signaling).await?;
+        Ok(WebRtcTransport::from_shared(shared))
     }
 
     /// Connect as the MCP client, over `signaling`.
@@ -251,14 +255,33 @@ impl Builder {
         self,
         signaling: impl Signaling + 'static,
     ) -> Result<WebRtcTransport<RoleClient>> {
-        self.connect(false, signaling).await
+        let shared = self.connect(false, signaling).await?;
+        Ok(WebRtcTransport::from_shared(shared))
     }
 
-    async fn connect<R: ServiceRole>(
+    /// Connect over `signaling` as `role` and open an untyped
+    /// [`MessageChannel`]: JSON-RPC messages as bytes, forwarded unchanged
+    /// (for bridges, and for protocols other than MCP). The role says who
+    /// offers; [`Builder::initiator`] is not used. The reference packages'
+    /// servers offer.
+    ///
+    /// # Errors
+    /// As [`Builder::server`].
+    pub async fn message_channel(
+        self,
+        role: Role,
+        signaling: impl Signaling + 'static,
+    ) -> Result<MessageChannel> {
+        let offer = role == Role::Offerer;
+        let shared = self.initiator(offer).connect(offer, signaling).await?;
+        Ok(MessageChannel::from_shared(shared))
+    }
+
+    async fn connect(
         self,
         server: bool,
         signaling: impl Signaling + 'static,
-    ) -> Result<WebRtcTransport<R>> {
+    ) -> Result<Arc<Shared>> {
         let role = if self.initiator.unwrap_or(server) {
             Role::Offerer
         } else {
@@ -296,7 +319,7 @@ impl Builder {
         span.in_scope(|| {
             tracing::debug!(?role, mode = ?framer.mode(), ?info, "MCP transport open");
         });
-        Ok(WebRtcTransport::start(
+        Ok(start_shared(
             conn,
             framer,
             Settings {

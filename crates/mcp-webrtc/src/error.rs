@@ -32,6 +32,13 @@ pub enum Error {
         /// The peer's limit.
         limit: u64,
     },
+    /// Bytes handed to [`MessageChannel::send`](crate::MessageChannel::send)
+    /// are not one JSON-RPC 2.0 message.
+    #[error("not sent: {reason}")]
+    InvalidMessage {
+        /// What is wrong with the message.
+        reason: String,
+    },
     /// The framing layer refused an outbound message.
     #[error(transparent)]
     Framing(mcp_webrtc_core::Error),

@@ -57,10 +57,12 @@ pub use builder::{
     webrtc_client_transport, webrtc_server_transport,
 };
 pub use error::{Error, Result};
-pub use transport::{EndReason, TransportHandle, TransportStats, WebRtcTransport};
+pub use transport::{
+    EndReason, MessageChannel, MessageSender, TransportHandle, TransportStats, WebRtcTransport,
+};
 
 pub use mcp_webrtc_core::WireMode;
-pub use mcp_webrtc_rtc::{IcePolicy, IceServer};
+pub use mcp_webrtc_rtc::{IcePolicy, IceServer, Role};
 
 /// The sans-IO framing layer ([`mcp_webrtc_core`]): codec, chunking,
 /// reassembly and wire-mode negotiation.

@@ -35,11 +35,15 @@ pub(crate) fn id_key(id: &Value) -> String {
 #[derive(serde::Deserialize)]
 pub(crate) struct Envelope {
     #[serde(default)]
+    pub(crate) jsonrpc: Option<Value>,
+    #[serde(default)]
     pub(crate) id: Option<Value>,
     #[serde(default)]
     pub(crate) method: Option<serde::de::IgnoredAny>,
     #[serde(default)]
     pub(crate) result: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    pub(crate) error: Option<serde::de::IgnoredAny>,
 }
 
 impl Envelope {
@@ -84,6 +88,67 @@ pub(crate) fn parse<M: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<M, M
             answer_to: answerable_id(bytes),
         }
     })
+}
+
+/// What a JSON-RPC message is, read from its bytes (for the untyped
+/// channel, which never builds a typed model).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Class {
+    /// A request, with its id.
+    Request(Value),
+    /// A notification.
+    Notification,
+    /// A result for the request with this id.
+    Response(Value),
+    /// An error response, for this id (none when the peer could not read
+    /// the request's).
+    Error(Option<Value>),
+}
+
+impl Class {
+    /// The request this message answers, if it is a response.
+    pub(crate) fn answered(&self) -> Option<Value> {
+        match self {
+            Class::Response(id) | Class::Error(Some(id)) => Some(id.clone()),
+            _ => None,
+        }
+    }
+}
+
+fn is_id(id: &Value) -> bool {
+    id.is_string() || id.is_number()
+}
+
+/// Read what one JSON-RPC 2.0 message is, in one pass over its bytes; if it
+/// is not one, say why.
+pub(crate) fn classify(bytes: &[u8]) -> Result<Class, String> {
+    let why_not = |fallback: String| match mcp_webrtc_core::codec::validate(bytes) {
+        Err(not_jsonrpc) => not_jsonrpc.to_string(),
+        Ok(()) => fallback,
+    };
+    let Some(envelope) = Envelope::of(bytes) else {
+        return Err(why_not("not a JSON-RPC message".into()));
+    };
+    if envelope.jsonrpc.as_ref().and_then(Value::as_str) != Some("2.0") {
+        return Err(why_not("not a JSON-RPC 2.0 message".into()));
+    }
+    if envelope.method.is_some() {
+        return match envelope.id {
+            None => Ok(Class::Notification),
+            Some(id) if is_id(&id) => Ok(Class::Request(id)),
+            Some(_) => Err("a request id must be a string or a number".into()),
+        };
+    }
+    if envelope.result.is_some() {
+        return match envelope.id {
+            Some(id) if is_id(&id) => Ok(Class::Response(id)),
+            _ => Err("a result without a string or number id".into()),
+        };
+    }
+    if envelope.error.is_some() {
+        return Ok(Class::Error(envelope.id.filter(is_id)));
+    }
+    Err("neither a request, a notification nor a response: no method, result or error".into())
 }
 
 /// The method that cancels a request.

@@ -17,10 +17,12 @@
 //! bounded: while [`Settings::max_pending_replies`] wait to go out, nothing
 //! more is read.
 
+mod channel;
 mod end;
 mod handle;
 mod jsonrpc;
 mod outbound;
+mod receiver;
 mod shared;
 mod stats;
 mod writer;
@@ -36,10 +38,10 @@ use mcp_webrtc_rtc::Connection;
 use rmcp::model::JsonRpcMessage;
 use rmcp::service::{RxJsonRpcMessage, ServiceRole, TxJsonRpcMessage};
 use rmcp::transport::Transport;
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::Instrument;
 
+pub use channel::{MessageChannel, MessageSender};
 pub use end::EndReason;
 pub use handle::TransportHandle;
 pub(crate) use shared::Settings;
@@ -48,8 +50,8 @@ pub use stats::TransportStats;
 use crate::error::{Error, Result};
 use jsonrpc::{Malformed, cancelled_request, id_value, parse};
 use outbound::{Kind, Outbound, SendOutcome};
-use shared::{Framed, Shared};
-use stats::bump;
+use receiver::{Decode, Receiver};
+pub(crate) use shared::Shared;
 
 /// Sessions started in this process, for their short ids.
 static SESSIONS: AtomicU64 = AtomicU64::new(0);
@@ -64,8 +66,43 @@ pub(crate) fn new_session_id() -> String {
     format!("{n}-{:04x}", h.finish() & 0xffff)
 }
 
-/// A message parsed off the async worker: its size, and what it was.
-type Parse<R> = JoinHandle<(usize, Result<RxJsonRpcMessage<R>, Malformed>)>;
+/// rmcp's typed messages, decoded from each whole message.
+pub(crate) struct Typed<R>(PhantomData<fn() -> R>);
+
+impl<R: ServiceRole> Decode for Typed<R> {
+    type Item = RxJsonRpcMessage<R>;
+
+    fn decode(bytes: Bytes) -> Result<(Self::Item, Option<serde_json::Value>), Malformed> {
+        let message: RxJsonRpcMessage<R> = parse(&bytes)?;
+        let answered = match &message {
+            JsonRpcMessage::Response(r) => Some(id_value(&r.id)),
+            JsonRpcMessage::Error(e) => e.id.as_ref().map(id_value),
+            _ => None,
+        };
+        Ok((message, answered))
+    }
+
+    fn synthetic(value: serde_json::Value) -> Option<Self::Item> {
+        serde_json::from_value(value).ok()
+    }
+}
+
+/// Start a session on an open connection: its shared state and writer task.
+pub(crate) fn start_shared(
+    conn: Connection,
+    mut framer: Framer,
+    settings: Settings,
+    span: tracing::Span,
+    session_id: String,
+) -> Arc<Shared> {
+    // Start the framer's clock: the HELLO timer runs from now.
+    let _ = framer.handle_timeout(std::time::Instant::now());
+    let out = Outbound::new(framer, settings.max_pending_replies);
+    let shared = Arc::new(Shared::new(conn, out, settings, span, session_id));
+    let span = shared.span.clone();
+    tokio::spawn(writer::write_loop(Arc::clone(&shared)).instrument(span));
+    shared
+}
 
 /// An MCP transport over a WebRTC data channel, for rmcp.
 ///
@@ -73,45 +110,29 @@ type Parse<R> = JoinHandle<(usize, Result<RxJsonRpcMessage<R>, Malformed>)>;
 /// [`webrtc_client_transport`](crate::webrtc_client_transport) or
 /// [`WebRtcTransport::builder`]; hand it to rmcp's `serve`. `R` is
 /// [`rmcp::RoleServer`] or [`rmcp::RoleClient`].
+///
+/// It is a thin typed layer over the same session as [`MessageChannel`]:
+/// framing, negotiation, limits and bad-input handling are the channel's;
+/// this layer only encodes and decodes rmcp's message types.
 pub struct WebRtcTransport<R: ServiceRole> {
-    shared: Arc<Shared>,
-    /// The session has ended: hand over made-up errors, then `None`.
-    done: bool,
-    /// A large message being parsed on a blocking thread. Kept here, so
-    /// that a cancelled `receive` finds it again.
-    parsing: Option<Parse<R>>,
-    _role: PhantomData<fn() -> R>,
+    receiver: Receiver<Typed<R>>,
 }
 
 impl<R: ServiceRole> std::fmt::Debug for WebRtcTransport<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shared = &self.receiver.shared;
         f.debug_struct("WebRtcTransport")
-            .field("session", &self.shared.session_id)
-            .field("channel", self.shared.conn.info())
-            .field("end", &self.shared.end_reason())
+            .field("session", &shared.session_id)
+            .field("channel", shared.conn.info())
+            .field("end", &shared.end_reason())
             .finish_non_exhaustive()
     }
 }
 
 impl<R: ServiceRole> WebRtcTransport<R> {
-    pub(crate) fn start(
-        conn: Connection,
-        mut framer: Framer,
-        settings: Settings,
-        span: tracing::Span,
-        session_id: String,
-    ) -> Self {
-        // Start the framer's clock: the HELLO timer runs from now.
-        let _ = framer.handle_timeout(std::time::Instant::now());
-        let out = Outbound::new(framer, settings.max_pending_replies);
-        let shared = Arc::new(Shared::new(conn, out, settings, span, session_id));
-        let span = shared.span.clone();
-        tokio::spawn(writer::write_loop(Arc::clone(&shared)).instrument(span));
+    pub(crate) fn from_shared(shared: Arc<Shared>) -> Self {
         WebRtcTransport {
-            shared,
-            done: false,
-            parsing: None,
-            _role: PhantomData,
+            receiver: Receiver::new(shared),
         }
     }
 
@@ -120,129 +141,61 @@ impl<R: ServiceRole> WebRtcTransport<R> {
     #[must_use]
     pub fn handle(&self) -> TransportHandle {
         TransportHandle {
-            shared: Arc::clone(&self.shared),
+            shared: Arc::clone(&self.receiver.shared),
         }
     }
+}
 
-    fn pop_synthetic(&self) -> Option<RxJsonRpcMessage<R>> {
-        // Bounded by the queue's length; every entry is one we built.
-        while let Some(value) = self.shared.pop_synthetic() {
-            match serde_json::from_value(value) {
-                Ok(message) => return Some(message),
-                Err(e) => tracing::error!(error = %e, "a made-up error response did not parse"),
-            }
+/// Queue one encoded message of `kind`, in call order; the future waits for
+/// room in the framer's queue (never for the network).
+pub(crate) fn send_encoded(
+    shared: &Shared,
+    bytes: Bytes,
+    kind: Kind,
+) -> impl Future<Output = Result<()>> + Send + 'static {
+    let outcome = shared.enqueue(bytes, kind);
+    async move {
+        match outcome {
+            SendOutcome::Ready(result) => result,
+            SendOutcome::Wait(done) => done.await.unwrap_or_else(|_| {
+                Err(Error::Closed {
+                    reason: "the transport was dropped".into(),
+                })
+            }),
         }
-        None
     }
+}
 
-    /// A parsed message goes to rmcp; one that did not parse is dealt with
-    /// as malformed (what it was was worked out with the parse).
-    fn accept(
-        &self,
-        size: usize,
-        parsed: Result<RxJsonRpcMessage<R>, Malformed>,
-    ) -> Option<RxJsonRpcMessage<R>> {
-        let parsed = match parsed {
-            Ok(parsed) => parsed,
-            Err(bad) => {
-                self.shared.malformed(size, &bad);
-                return None;
-            }
-        };
-        bump(&self.shared.counters.messages_received, 1);
-        let answered = match &parsed {
-            JsonRpcMessage::Response(r) => Some(&r.id),
-            JsonRpcMessage::Error(e) => e.id.as_ref(),
-            _ => None,
-        };
-        if let Some(id) = answered {
-            self.shared.out().answered(&id_value(id));
+/// Let queued messages go out (within the close timeout), then close the
+/// channel and say bye.
+pub(crate) async fn close_shared(shared: Arc<Shared>) {
+    let span = shared.span.clone();
+    async move {
+        let timeout = shared.settings.close_timeout;
+        let deadline = Instant::now()
+            .checked_add(timeout)
+            .unwrap_or_else(Instant::now);
+        // Bounded by the deadline.
+        while shared.end_reason().is_none() && !shared.flushed() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(2)).await;
         }
-        Some(parsed)
+        shared.finish(EndReason::Closed);
+        // What is left of the close timeout bounds the channel's drain.
+        let left = deadline.saturating_duration_since(Instant::now());
+        shared.conn.close_within(left).await;
     }
+    .instrument(span)
+    .await;
+}
 
-    /// The body of `receive`, inside the session's span.
-    async fn next(&mut self) -> Option<RxJsonRpcMessage<R>> {
-        // Bounded: each pass returns, marks the session done (once), or
-        // waits for the channel, a timer or a wake-up.
-        loop {
-            if let Some(parse) = &mut self.parsing {
-                // Cancel-safe: a dropped `receive` leaves the handle here.
-                let joined = parse.await;
-                self.parsing = None;
-                match joined {
-                    Ok((size, parsed)) => {
-                        if let Some(message) = self.accept(size, parsed) {
-                            return Some(message);
-                        }
-                    }
-                    Err(e) => tracing::error!(error = %e, "parsing a message failed"),
-                }
-                continue;
-            }
-            if let Some(message) = self.pop_synthetic() {
-                return Some(message);
-            }
-            if self.done {
-                return None;
-            }
-            let shared = Arc::clone(&self.shared);
-            // While replies back up, nothing is read, and the framer's timers
-            // wait too (frames that would keep a message alive sit unread).
-            let (backed_up, timer) = {
-                let out = shared.out();
-                let full = out.replies_full();
-                let timer = if full {
-                    None
-                } else {
-                    out.framer.poll_timeout()
-                };
-                (full, timer.map(Instant::from_std))
-            };
-            // A timer that is due fires before the next read, so a peer that
-            // keeps sending cannot starve it.
-            if timer.is_some_and(|t| t <= Instant::now()) {
-                shared.handle_timeout();
-                continue;
-            }
-            let incoming = tokio::select! {
-                // Frames already waiting are read before a timer fires.
-                biased;
-                () = shared.cancel.cancelled() => {
-                    // Ended elsewhere (a failed send, or closed).
-                    shared.finish(EndReason::Closed);
-                    self.done = true;
-                    continue;
-                }
-                incoming = shared.conn.recv(), if !backed_up => incoming,
-                () = shared.reply_room.notified(), if backed_up => continue,
-                () = shared.synthetic_wake.notified() => continue,
-                () = tokio::time::sleep_until(timer.unwrap_or_else(Instant::now)), if timer.is_some() => {
-                    shared.handle_timeout();
-                    continue;
-                }
-            };
-            match shared.frame(incoming) {
-                Framed::Message(bytes) if bytes.len() >= shared.settings.parse_off_thread => {
-                    // A large message would hold this worker for
-                    // milliseconds: parse it (and, if it is malformed, work
-                    // out why) on a blocking thread.
-                    self.parsing = Some(tokio::task::spawn_blocking(move || {
-                        (bytes.len(), parse(&bytes))
-                    }));
-                }
-                Framed::Message(bytes) => {
-                    if let Some(message) = self.accept(bytes.len(), parse(&bytes)) {
-                        return Some(message);
-                    }
-                }
-                Framed::Nothing => {}
-                Framed::End(reason) => {
-                    shared.finish(reason);
-                    self.done = true;
-                }
-            }
-        }
+/// End the session when its last user goes: the handle may keep `Shared`
+/// (and so the connection) alive, so the connection is closed now.
+pub(crate) fn drop_shared(shared: &Arc<Shared>) {
+    shared.finish(EndReason::Closed);
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        let shared = Arc::clone(shared);
+        let span = shared.span.clone();
+        runtime.spawn(async move { shared.conn.close().await }.instrument(span));
     }
 }
 
@@ -257,10 +210,11 @@ impl<R: ServiceRole> Transport<R> for WebRtcTransport<R> {
         &mut self,
         item: TxJsonRpcMessage<R>,
     ) -> impl Future<Output = Result<()>> + Send + 'static {
-        let _entered = self.shared.span.enter();
+        let shared = &self.receiver.shared;
+        let _entered = shared.span.enter();
         // Encoded and queued now, so messages go out in the order of the
         // calls, whatever order the futures are polled in.
-        let outcome = match serde_json::to_vec(&item) {
+        let queued = match serde_json::to_vec(&item) {
             Ok(bytes) => {
                 let kind = match &item {
                     JsonRpcMessage::Request(r) => Kind::Request(id_value(&r.id)),
@@ -270,68 +224,30 @@ impl<R: ServiceRole> Transport<R> for WebRtcTransport<R> {
                     }
                     JsonRpcMessage::Error(_) => Kind::Error,
                 };
-                self.shared.enqueue(Bytes::from(bytes), kind)
+                Ok(send_encoded(shared, Bytes::from(bytes), kind))
             }
-            Err(e) => SendOutcome::Ready(Err(Error::Encode(e))),
+            Err(e) => Err(Error::Encode(e)),
         };
-        async move {
-            match outcome {
-                SendOutcome::Ready(result) => result,
-                SendOutcome::Wait(done) => done.await.unwrap_or_else(|_| {
-                    Err(Error::Closed {
-                        reason: "the transport was dropped".into(),
-                    })
-                }),
-            }
-        }
+        async move { queued?.await }
     }
 
     /// Cancel-safe: rmcp races it in `select!`. Reads the data channel
-    /// itself (no reader task in between): its awaits are the channel's own
-    /// cancel-safe `recv`, timers, notifications, and a parse whose handle
-    /// it keeps; what follows each is synchronous.
+    /// itself (no reader task in between).
     async fn receive(&mut self) -> Option<RxJsonRpcMessage<R>> {
-        let span = self.shared.span.clone();
-        self.next().instrument(span).await
+        let span = self.receiver.shared.span.clone();
+        self.receiver.next().instrument(span).await
     }
 
     /// Let queued messages go out (within the close timeout), then close the
     /// channel and say bye: the peer's session ends cleanly.
     async fn close(&mut self) -> Result<()> {
-        let shared = Arc::clone(&self.shared);
-        let span = shared.span.clone();
-        async move {
-            let timeout = shared.settings.close_timeout;
-            let deadline = Instant::now()
-                .checked_add(timeout)
-                .unwrap_or_else(Instant::now);
-            // Bounded by the deadline.
-            while shared.end_reason().is_none() && !shared.flushed() && Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
-            shared.finish(EndReason::Closed);
-            // What is left of the close timeout bounds the channel's drain.
-            let left = deadline.saturating_duration_since(Instant::now());
-            shared.conn.close_within(left).await;
-            Ok(())
-        }
-        .instrument(span)
-        .await
+        close_shared(Arc::clone(&self.receiver.shared)).await;
+        Ok(())
     }
 }
 
 impl<R: ServiceRole> Drop for WebRtcTransport<R> {
     fn drop(&mut self) {
-        if let Some(parse) = self.parsing.take() {
-            parse.abort();
-        }
-        self.shared.finish(EndReason::Closed);
-        // The handle may keep `Shared` (and so the connection) alive: close
-        // the connection now rather than when the last handle goes.
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let shared = Arc::clone(&self.shared);
-            let span = shared.span.clone();
-            runtime.spawn(async move { shared.conn.close().await }.instrument(span));
-        }
+        drop_shared(&self.receiver.shared);
     }
 }
