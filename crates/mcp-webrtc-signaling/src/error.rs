@@ -133,6 +133,20 @@ pub enum Error {
         /// The relay's reason.
         reason: String,
     },
+    /// Pairing failed: the peer's offer or answer does not carry a valid
+    /// code for the pairing secret (see [`PairedSignaling`](crate::PairedSignaling)).
+    #[error("pairing failed: {reason}")]
+    PairingFailed {
+        /// Which description, and what was wrong with it.
+        reason: String,
+    },
+    /// The peer refused the session before it started (a server at its
+    /// session limit, say), with its reason.
+    #[error("the peer refused the session: {reason}")]
+    PeerRefused {
+        /// The peer's reason.
+        reason: String,
+    },
     /// The user's channel (see [`ChannelSignaling`](crate::ChannelSignaling))
     /// failed.
     #[error("signaling channel failed: {reason}")]

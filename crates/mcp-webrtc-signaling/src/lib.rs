@@ -38,6 +38,7 @@ mod error;
 mod lines;
 mod memory;
 mod message;
+mod pairing;
 #[cfg(feature = "relay")]
 pub mod relay;
 #[cfg(any(feature = "relay", feature = "websocket"))]
@@ -60,6 +61,7 @@ pub use error::{Error, Result};
 pub use lines::LineSignaling;
 pub use memory::MemorySignaling;
 pub use message::{Dialect, SignalMessage};
+pub use pairing::{PairedSignaling, PairingSecret};
 #[cfg(feature = "stdio")]
 pub use stdio::CopyPasteSignaling;
 #[cfg(feature = "tcp")]

@@ -259,6 +259,27 @@ impl WebSocketSignaling {
     }
 }
 
+impl WebSocketSignaling {
+    /// Turn the session down before it starts: the peer's set-up fails with
+    /// [`Error::PeerRefused`] and `reason` (a server at its session limit,
+    /// say). Then close.
+    ///
+    /// # Errors
+    /// An I/O error or timeout while sending; the socket is closed
+    /// regardless.
+    pub async fn refuse(mut self, reason: &str) -> Result<()> {
+        let text = serde_json::json!({"type": "refused", "reason": reason}).to_string();
+        let sent = self.send_text(text, "refused").await;
+        self.closed = true;
+        let _ = deadline(self.options.io_timeout, || "close".into(), async {
+            let _ = self.ws.close(None).await;
+            Ok(())
+        })
+        .await;
+        sent
+    }
+}
+
 impl Signaling for WebSocketSignaling {
     fn send(&mut self, message: SignalMessage) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {

@@ -8,7 +8,9 @@
 //! - `{"type":"bye"}`
 //!
 //! The relay's own notices, `{"type":"error","reason":"…"}`, decode to
-//! [`Error::RelayNotice`].
+//! [`Error::RelayNotice`]. A peer that turns a session down before it
+//! starts sends `{"type":"refused","reason":"…"}`, which decodes to
+//! [`Error::PeerRefused`].
 
 use serde_json::{Map, Value, json};
 
@@ -51,6 +53,9 @@ pub(crate) fn decode(input: &[u8]) -> Result<SignalMessage> {
         )?)),
         "candidate" => candidate(&map),
         "bye" => Ok(SignalMessage::Bye),
+        "refused" => Err(Error::PeerRefused {
+            reason: opt_string(D, &map, "reason")?.unwrap_or_else(|| "unspecified".into()),
+        }),
         "error" => Err(Error::RelayNotice {
             reason: opt_string(D, &map, "reason")?.unwrap_or_else(|| "unspecified".into()),
         }),

@@ -25,12 +25,17 @@
 //!   does not read makes its partner's messages fail with a notice, and a
 //!   peer that leaves is reported to its partner whatever its queue holds.
 //!
+//! - `GET /healthz` answers `ok`, and `GET /metrics` gives the counters of
+//!   [`RelayStats`] in the Prometheus text format (no names, tokens or
+//!   addresses), without a token.
+//!
 //! It does not: terminate TLS (put it behind a proxy for `wss://`), keep
 //! anything across restarts, or tell apart two holders of the same token.
 
 mod auth;
 mod config;
 mod hosts;
+mod http;
 mod peer;
 mod rooms;
 
@@ -52,6 +57,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 pub use config::RelayConfig;
+pub use http::{HEALTHZ, METRICS};
 
 use crate::relay_protocol::{Endpoint, RelayMessage};
 use crate::{Error, Result};
@@ -101,6 +107,20 @@ impl Shared {
     }
     fn refuse(&self) {
         self.refused.fetch_add(1, Ordering::Relaxed);
+    }
+    fn stats(&self) -> RelayStats {
+        let (rooms, pending_bytes) = {
+            let rooms = self.rooms();
+            (rooms.len(), rooms.pending_bytes())
+        };
+        RelayStats {
+            rooms,
+            hosts: self.hosts().registered(),
+            connections: self.connections.load(Ordering::Relaxed),
+            pending_bytes: pending_bytes.saturating_add(self.queued_bytes.load(Ordering::Relaxed)),
+            forwarded: self.forwarded.load(Ordering::Relaxed),
+            refused: self.refused.load(Ordering::Relaxed),
+        }
     }
 }
 
@@ -168,19 +188,7 @@ impl RelayServer {
     /// Current counters.
     #[must_use]
     pub fn stats(&self) -> RelayStats {
-        let (rooms, pending_bytes) = {
-            let rooms = self.shared.rooms();
-            (rooms.len(), rooms.pending_bytes())
-        };
-        RelayStats {
-            rooms,
-            hosts: self.shared.hosts().registered(),
-            connections: self.shared.connections.load(Ordering::Relaxed),
-            pending_bytes: pending_bytes
-                .saturating_add(self.shared.queued_bytes.load(Ordering::Relaxed)),
-            forwarded: self.shared.forwarded.load(Ordering::Relaxed),
-            refused: self.shared.refused.load(Ordering::Relaxed),
-        }
+        self.shared.stats()
     }
 
     /// Stop accepting, close every connection (1001), and wait for them
@@ -349,6 +357,12 @@ async fn connection(
     stopped: watch::Receiver<bool>,
 ) {
     let config = &shared.config;
+    // `GET /healthz` and `GET /metrics` are answered as plain HTTP, within
+    // the same pre-auth timeout.
+    if let Some(plain) = http::plain_request(&stream, config.handshake_timeout).await {
+        http::answer(stream, plain, shared.stats(), config.handshake_timeout).await;
+        return;
+    }
     let mut admitted = None;
     let ws_config = WebSocketConfig::default()
         // Room to read an oversized message and refuse it politely; beyond
