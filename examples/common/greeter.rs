@@ -102,11 +102,24 @@ impl Greeter {
         ]))
     }
 
-    /// Wait, then answer.
+    /// Wait, then answer; a cancelled call stops at once, and says so in
+    /// the server's log.
     #[tool(description = "Wait `ms` milliseconds, then answer")]
-    async fn sleep(&self, Parameters(SleepArgs { ms }): Parameters<SleepArgs>) -> String {
-        tokio::time::sleep(std::time::Duration::from_millis(ms.min(600_000))).await;
-        format!("slept {ms} ms")
+    async fn sleep(
+        &self,
+        ct: tokio_util::sync::CancellationToken,
+        Parameters(SleepArgs { ms }): Parameters<SleepArgs>,
+    ) -> String {
+        let started = std::time::Instant::now();
+        tokio::select! {
+            () = tokio::time::sleep(std::time::Duration::from_millis(ms.min(600_000))) => {
+                format!("slept {ms} ms")
+            }
+            () = ct.cancelled() => {
+                tracing::warn!("sleep cancelled after {} ms", started.elapsed().as_millis());
+                "cancelled".to_owned()
+            }
+        }
     }
 }
 

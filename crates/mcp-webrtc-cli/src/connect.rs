@@ -1,0 +1,181 @@
+//! `mcp-webrtc connect`: a stdio MCP server for a local host that forwards
+//! every message to a remote WebRTC MCP peer. stdout carries protocol
+//! messages only.
+
+use mcp_webrtc::Role;
+use mcp_webrtc::signaling::{PairingSecret, Signaling, TcpSignaling};
+use tokio_util::sync::CancellationToken;
+
+use crate::args::ConnectArgs;
+use crate::bridge::{LineReader, Stopped, lines_to_peer, peer_to_stream};
+use crate::common::{connected_line, open, status};
+use crate::error::{CliError, from_end, from_signaling};
+use crate::signal::{PairingUrl, Spec, join, paired, redact, ws_options};
+
+/// Where to connect, and with which secret.
+struct Target {
+    signaling: Box<dyn Signaling>,
+    secret: Option<PairingSecret>,
+    what: String,
+}
+
+async fn target(args: &ConnectArgs) -> Result<Target, CliError> {
+    let common = &args.common;
+    let level = common.log_level;
+    let options = ws_options(common.token.as_deref(), common.timeout());
+    let from_flag = match &common.secret {
+        Some(text) => Some(PairingSecret::parse(text).map_err(|e| CliError::Usage(e.to_string()))?),
+        None => None,
+    };
+    if let Some(url) = &args.url {
+        if common.signal.is_some() {
+            return Err(CliError::Usage(
+                "give either a pairing URL or --signal, not both".into(),
+            ));
+        }
+        let parsed = PairingUrl::parse(url)?;
+        let secret = from_flag.or(parsed.secret);
+        if secret.is_none() && !common.no_pairing {
+            return Err(CliError::Usage(format!(
+                "{}: no pairing secret (the part after #): use the whole line `mcp-webrtc serve` printed, or --no-pairing",
+                redact(url)
+            )));
+        }
+        let client_url = mcp_webrtc::signaling::RelayHost::client_url(&parsed.base, &parsed.name);
+        status(
+            level,
+            &format!(
+                "connecting to {} through the relay at {}…",
+                parsed.name, parsed.base
+            ),
+        );
+        let sig = join(&client_url, &parsed.name, options).await?;
+        return Ok(Target {
+            signaling: Box::new(sig),
+            secret,
+            what: parsed.name,
+        });
+    }
+    let Some(spec) = &common.signal else {
+        return Err(CliError::Usage(
+            "connect needs the pairing URL that `mcp-webrtc serve` printed, or --signal".into(),
+        ));
+    };
+    let spec = Spec::parse(spec)?;
+    let needs_secret = matches!(spec, Spec::Relay { .. });
+    if needs_secret && from_flag.is_none() && !common.no_pairing {
+        return Err(CliError::Usage(
+            "no pairing secret for the relay: give --secret (or MCP_WEBRTC_SECRET), or --no-pairing".into(),
+        ));
+    }
+    let (signaling, what): (Box<dyn Signaling>, String) = match spec {
+        Spec::Relay { base, room } => {
+            let (url, what) = match (room, &args.name) {
+                (Some(room), _) => (format!("{base}{room}"), room),
+                (None, Some(name)) => (
+                    mcp_webrtc::signaling::RelayHost::client_url(&base, name),
+                    name.clone(),
+                ),
+                (None, None) => {
+                    return Err(CliError::Usage(
+                        "--signal ws://… needs --name (the server's name at the relay) or a room path".into(),
+                    ));
+                }
+            };
+            status(
+                level,
+                &format!("connecting to {what} through the relay at {base}…"),
+            );
+            (Box::new(join(&url, &what, options).await?), what)
+        }
+        Spec::Tcp(addr) => {
+            status(level, &format!("connecting to tcp://{addr}…"));
+            let sig =
+                TcpSignaling::connect(addr.as_str(), mcp_webrtc::signaling::Options::default())
+                    .await
+                    .map_err(|e| from_signaling(&e, &addr))?;
+            (Box::new(sig), addr)
+        }
+        #[cfg(unix)]
+        Spec::Unix(path) => {
+            status(level, &format!("connecting to unix:{path}…"));
+            let sig = mcp_webrtc::signaling::UnixSignaling::connect(
+                path.as_str(),
+                mcp_webrtc::signaling::Options::default(),
+            )
+            .await
+            .map_err(|e| from_signaling(&e, &path))?;
+            (Box::new(sig), path)
+        }
+        #[cfg(not(unix))]
+        Spec::Unix(_) => {
+            return Err(CliError::Usage(
+                "unix: signaling needs a Unix platform".into(),
+            ));
+        }
+        Spec::Stdio => {
+            return Err(CliError::Usage(
+                "connect cannot use stdio signaling: its stdin and stdout carry MCP; use a relay, tcp:// or unix:".into(),
+            ));
+        }
+    };
+    Ok(Target {
+        signaling,
+        secret: from_flag,
+        what,
+    })
+}
+
+pub(crate) async fn run(args: ConnectArgs, stop: CancellationToken) -> Result<(), CliError> {
+    let common = &args.common;
+    let level = common.log_level;
+    let target = tokio::select! {
+        target = target(&args) => target?,
+        () = stop.cancelled() => return Err(CliError::Interrupted),
+    };
+    let sig = paired(target.signaling, target.secret.as_ref());
+    let (mut channel, took) = tokio::select! {
+        opened = open(common, common.role_or(Role::Answerer), sig, &target.what) => opened?,
+        () = stop.cancelled() => return Err(CliError::Interrupted),
+    };
+    status(level, &connected_line(&channel, took).await);
+    let max_line = usize::try_from(common.max_message_size).unwrap_or(usize::MAX);
+    let reader = LineReader::new(tokio::io::stdin(), max_line);
+    let mut upstream = tokio::spawn(lines_to_peer(reader, channel.sender(), "the MCP host"));
+    let handle = channel.handle();
+    let mut stdout = tokio::io::stdout();
+    let ended = tokio::select! {
+        stopped = peer_to_stream(&mut channel, &mut stdout) => Some(stopped),
+        stopped = &mut upstream => stopped.ok(),
+        () = stop.cancelled() => None,
+    };
+    upstream.abort();
+    match ended {
+        // The host closed our stdin (it is done), or stopped reading.
+        Some(Stopped::StreamFailed(e)) => {
+            channel.close().await;
+            status(
+                level,
+                &format!("the MCP host's stdio failed ({e}); session closed"),
+            );
+            Ok(())
+        }
+        Some(Stopped::StreamEnded) => {
+            channel.close().await;
+            status(level, "the MCP host closed the connection; session closed");
+            Ok(())
+        }
+        Some(Stopped::SessionEnded) => {
+            let end = handle.end_reason();
+            let why = end
+                .as_ref()
+                .map_or_else(|| "ended".to_owned(), ToString::to_string);
+            status(level, &format!("session {why}"));
+            from_end(end)
+        }
+        None => {
+            channel.close().await;
+            Err(CliError::Interrupted)
+        }
+    }
+}
