@@ -113,6 +113,9 @@ pub(crate) fn run() -> Result<(), String> {
     let table = mcp_table()?;
     println!("\n{table}");
     replace_section(&doc, MCP_BEGIN, MCP_END, &table)?;
+    let table = crate::bench_cli::table()?;
+    println!("\n{table}");
+    replace_section(&doc, crate::bench_cli::BEGIN, crate::bench_cli::END, &table)?;
     let table = references()?;
     println!("\n{table}");
     replace_section(&doc, REF_BEGIN, REF_END, &table)?;

@@ -31,6 +31,7 @@ commands:
 ";
 
 mod bench;
+mod bench_cli;
 mod interop;
 mod mcp_interop;
 
