@@ -48,7 +48,8 @@ pub(crate) fn table() -> Result<String, String> {
         .ok_or_else(|| format!("CLI benchmark printed no BENCH line:\n{stdout}"))?;
     let v: serde_json::Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
     let f = |k: &str| {
-        v[k].as_f64()
+        v.get(k)
+            .and_then(serde_json::Value::as_f64)
             .ok_or_else(|| format!("CLI benchmark: no {k}"))
     };
     let (s50, s99, b50, b99) = (
@@ -62,7 +63,7 @@ pub(crate) fn table() -> Result<String, String> {
     writeln!(
         t,
         "`greet` round trips from an rmcp client, {} timed one by one after a warm-up, release builds, same run:",
-        v["rounds"]
+        v.get("rounds").cloned().unwrap_or_default()
     )
     .map_err(w)?;
     writeln!(t).map_err(w)?;

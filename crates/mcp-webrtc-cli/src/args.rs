@@ -77,8 +77,20 @@ pub(crate) struct Common {
     /// Pairing secret shared with the peer, in hex (never sent to the relay)
     #[arg(long, env = "MCP_WEBRTC_SECRET", hide_env_values = true)]
     pub(crate) secret: Option<String>,
+    /// Pair with a short code a person can read aloud (SPAKE2) instead of a secret; serve makes
+    /// one when none is given
+    #[arg(
+        long,
+        value_name = "CODE",
+        env = "MCP_WEBRTC_CODE",
+        hide_env_values = true,
+        num_args = 0..=1,
+        default_missing_value = "",
+        conflicts_with = "secret"
+    )]
+    pub(crate) code: Option<String>,
     /// Do not pair: accept any peer the signaling brings (for the reference packages)
-    #[arg(long, conflicts_with = "secret")]
+    #[arg(long, conflicts_with_all = ["secret", "code"])]
     pub(crate) no_pairing: bool,
     /// STUN or TURN server (stun:HOST:PORT, turn:HOST:PORT); repeat for more. None by default
     #[arg(long = "ice-server", value_name = "URL")]

@@ -3,19 +3,19 @@
 //! messages only.
 
 use mcp_webrtc::Role;
-use mcp_webrtc::signaling::{PairingSecret, Signaling, TcpSignaling};
+use mcp_webrtc::signaling::{PairingCode, PairingSecret, Signaling, TcpSignaling};
 use tokio_util::sync::CancellationToken;
 
 use crate::args::ConnectArgs;
 use crate::bridge::{LineReader, Stopped, lines_to_peer, peer_to_stream};
 use crate::common::{connected_line, open, status};
 use crate::error::{CliError, from_end, from_signaling};
-use crate::signal::{PairingUrl, Spec, join, paired, redact, ws_options};
+use crate::signal::{Pairing, PairingUrl, Spec, join, paired, redact, ws_options};
 
-/// Where to connect, and with which secret.
+/// Where to connect, and how to pair.
 struct Target {
     signaling: Box<dyn Signaling>,
-    secret: Option<PairingSecret>,
+    pairing: Pairing,
     what: String,
 }
 
@@ -23,8 +23,18 @@ async fn target(args: &ConnectArgs) -> Result<Target, CliError> {
     let common = &args.common;
     let level = common.log_level;
     let options = ws_options(common.token.as_deref(), common.timeout());
+    let usage = |e: mcp_webrtc::signaling::Error| CliError::Usage(e.to_string());
     let from_flag = match &common.secret {
-        Some(text) => Some(PairingSecret::parse(text).map_err(|e| CliError::Usage(e.to_string()))?),
+        Some(text) => Some(PairingSecret::parse(text).map_err(usage)?),
+        None => None,
+    };
+    let code = match &common.code {
+        Some(text) if text.is_empty() => {
+            return Err(CliError::Usage(
+                "--code needs the code `mcp-webrtc serve` printed".into(),
+            ));
+        }
+        Some(text) => Some(PairingCode::parse(text).map_err(usage)?),
         None => None,
     };
     if let Some(url) = &args.url {
@@ -34,10 +44,15 @@ async fn target(args: &ConnectArgs) -> Result<Target, CliError> {
             ));
         }
         let parsed = PairingUrl::parse(url)?;
+        if parsed.secret.is_some() && code.is_some() {
+            return Err(CliError::Usage(
+                "the URL has a secret (after #) and --code gives a code: use one".into(),
+            ));
+        }
         let secret = from_flag.or(parsed.secret);
-        if secret.is_none() && !common.no_pairing {
+        if secret.is_none() && code.is_none() && !common.no_pairing {
             return Err(CliError::Usage(format!(
-                "{}: no pairing secret (the part after #): use the whole line `mcp-webrtc serve` printed, or --no-pairing",
+                "{}: no pairing secret (the part after #): use the whole line `mcp-webrtc serve` printed, --code, or --no-pairing",
                 redact(url)
             )));
         }
@@ -52,7 +67,7 @@ async fn target(args: &ConnectArgs) -> Result<Target, CliError> {
         let sig = join(&client_url, &parsed.name, options).await?;
         return Ok(Target {
             signaling: Box::new(sig),
-            secret,
+            pairing: pairing_of(secret, code),
             what: parsed.name,
         });
     }
@@ -63,9 +78,9 @@ async fn target(args: &ConnectArgs) -> Result<Target, CliError> {
     };
     let spec = Spec::parse(spec)?;
     let needs_secret = matches!(spec, Spec::Relay { .. });
-    if needs_secret && from_flag.is_none() && !common.no_pairing {
+    if needs_secret && from_flag.is_none() && code.is_none() && !common.no_pairing {
         return Err(CliError::Usage(
-            "no pairing secret for the relay: give --secret (or MCP_WEBRTC_SECRET), or --no-pairing".into(),
+            "no pairing secret for the relay: give --secret (or MCP_WEBRTC_SECRET), --code, or --no-pairing".into(),
         ));
     }
     let (signaling, what): (Box<dyn Signaling>, String) = match spec {
@@ -121,9 +136,17 @@ async fn target(args: &ConnectArgs) -> Result<Target, CliError> {
     };
     Ok(Target {
         signaling,
-        secret: from_flag,
+        pairing: pairing_of(from_flag, code),
         what,
     })
+}
+
+fn pairing_of(secret: Option<PairingSecret>, code: Option<PairingCode>) -> Pairing {
+    match (secret, code) {
+        (Some(secret), _) => Pairing::Secret(secret),
+        (None, Some(code)) => Pairing::Code(code),
+        (None, None) => Pairing::Off,
+    }
 }
 
 pub(crate) async fn run(args: ConnectArgs, stop: CancellationToken) -> Result<(), CliError> {
@@ -133,9 +156,12 @@ pub(crate) async fn run(args: ConnectArgs, stop: CancellationToken) -> Result<()
         target = target(&args) => target?,
         () = stop.cancelled() => return Err(CliError::Interrupted),
     };
-    let sig = paired(target.signaling, target.secret.as_ref());
+    let what = target.what.clone();
     let (mut channel, took) = tokio::select! {
-        opened = open(common, common.role_or(Role::Answerer), sig, &target.what) => opened?,
+        opened = async {
+            let sig = paired(target.signaling, &target.pairing, &what, common.timeout()).await?;
+            open(common, common.role_or(Role::Answerer), sig, &what).await
+        } => opened?,
         () = stop.cancelled() => return Err(CliError::Interrupted),
     };
     status(level, &connected_line(&channel, took).await);

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use mcp_webrtc::Role;
 use mcp_webrtc::signaling::{
-    PairingSecret, RelayHost, Signaling, TcpSignaling, WebSocketSignaling,
+    PairingCode, PairingSecret, RelayHost, Signaling, TcpSignaling, WebSocketSignaling,
 };
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -15,12 +15,12 @@ use crate::bridge::{LineReader, Stopped, lines_to_peer, peer_to_stream};
 use crate::child::{self, describe_exit};
 use crate::common::{connected_line, open, status};
 use crate::error::{CliError, code, from_end, from_signaling};
-use crate::signal::{Spec, join, paired, pairing_url, ws_options};
+use crate::signal::{Pairing, Spec, join, paired, pairing_url, ws_options};
 
 /// What every session needs from the command line.
 struct Settings {
     args: ServeArgs,
-    secret: Option<PairingSecret>,
+    pairing: Pairing,
     role: Role,
 }
 
@@ -33,18 +33,30 @@ pub(crate) async fn run(args: ServeArgs, stop: CancellationToken) -> Result<(), 
     if args.max_sessions == 0 {
         return Err(CliError::Usage("--max-sessions must be at least 1".into()));
     }
-    let secret = match (&args.common.secret, args.common.no_pairing, &spec) {
-        (Some(text), _, _) => {
-            Some(PairingSecret::parse(text).map_err(|e| CliError::Usage(e.to_string()))?)
+    let usage = |e: mcp_webrtc::signaling::Error| CliError::Usage(e.to_string());
+    let pairing = match (
+        &args.common.secret,
+        &args.common.code,
+        args.common.no_pairing,
+        &spec,
+    ) {
+        (Some(text), _, _, _) => Pairing::Secret(PairingSecret::parse(text).map_err(usage)?),
+        (None, Some(text), _, _) if text.is_empty() => {
+            Pairing::Code(PairingCode::generate().map_err(|e| CliError::Other(e.to_string()))?)
         }
-        (None, false, Spec::Relay { .. }) => {
-            Some(PairingSecret::generate().map_err(|e| CliError::Other(e.to_string()))?)
+        (None, Some(text), _, _) => Pairing::Code(PairingCode::parse(text).map_err(usage)?),
+        (None, None, false, Spec::Relay { .. }) => {
+            Pairing::Secret(PairingSecret::generate().map_err(|e| CliError::Other(e.to_string()))?)
         }
-        _ => None,
+        _ => Pairing::Off,
     };
     let role = args.common.role_or(Role::Offerer);
     let level = args.common.log_level;
-    let settings = Arc::new(Settings { args, secret, role });
+    let settings = Arc::new(Settings {
+        args,
+        pairing,
+        role,
+    });
     match spec {
         Spec::Relay { base, room: None } => host(settings, &base, stop).await,
         Spec::Relay {
@@ -126,14 +138,26 @@ async fn host(
     let mut relay = RelayHost::register(base, &name, options)
         .await
         .map_err(|e| from_signaling(&e, &name))?;
+    let line = match &settings.pairing {
+        Pairing::Secret(secret) => format!(
+            "mcp-webrtc connect '{}'",
+            pairing_url(base, &name, Some(secret))
+        ),
+        Pairing::Code(code) => format!(
+            "mcp-webrtc connect '{}' --code {}",
+            pairing_url(base, &name, None),
+            code.to_text()
+        ),
+        Pairing::Off => format!(
+            "mcp-webrtc connect '{}' --no-pairing",
+            pairing_url(base, &name, None)
+        ),
+    };
     #[allow(clippy::print_stdout)]
     {
-        println!(
-            "mcp-webrtc connect '{}'",
-            pairing_url(base, &name, settings.secret.as_ref())
-        );
+        println!("{line}");
     }
-    if settings.secret.is_none() {
+    if matches!(settings.pairing, Pairing::Off) {
         status(
             level,
             "pairing is off (--no-pairing): any client the relay lets in is served",
@@ -205,9 +229,11 @@ async fn session(
 ) -> Result<(), CliError> {
     let common = &settings.args.common;
     let level = common.log_level;
-    let sig = paired(sig, settings.secret.as_ref());
     let opened = tokio::select! {
-        opened = open(common, settings.role, sig, "this server") => opened,
+        opened = async {
+            let sig = paired(sig, &settings.pairing, "this server", common.timeout()).await?;
+            open(common, settings.role, sig, "this server").await
+        } => opened,
         () = stop.cancelled() => return Err(CliError::Interrupted),
     };
     let (mut channel, took) = match opened {

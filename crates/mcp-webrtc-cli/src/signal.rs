@@ -2,7 +2,8 @@
 //! pairing secret.
 
 use mcp_webrtc::signaling::{
-    Options, PairedSignaling, PairingSecret, Signaling, WebSocketOptions, WebSocketSignaling,
+    Options, PairedSignaling, PairingCode, PairingSecret, Signaling, WebSocketOptions,
+    WebSocketSignaling,
 };
 
 use crate::error::{CliError, from_signaling};
@@ -153,15 +154,34 @@ pub(crate) async fn join(
         .map_err(|e| from_signaling(&e, what))
 }
 
-/// Wrap `signaling` in pairing if there is a secret.
-pub(crate) fn paired(
-    signaling: impl Signaling + 'static,
-    secret: Option<&PairingSecret>,
-) -> Box<dyn Signaling> {
-    match secret {
-        Some(secret) => Box::new(PairedSignaling::new(signaling, secret.clone())),
-        None => Box::new(signaling),
-    }
+/// How a session pairs.
+#[derive(Debug, Clone)]
+pub(crate) enum Pairing {
+    /// Not at all (`--no-pairing`, or aiortc signaling without a secret).
+    Off,
+    /// With a shared secret.
+    Secret(PairingSecret),
+    /// With a short code, through SPAKE2.
+    Code(PairingCode),
+}
+
+/// Wrap `signaling` in pairing; with a code this runs the SPAKE2 exchange
+/// with the peer first (within `timeout`).
+pub(crate) async fn paired(
+    signaling: Box<dyn Signaling>,
+    pairing: &Pairing,
+    what: &str,
+    timeout: std::time::Duration,
+) -> Result<Box<dyn Signaling>, CliError> {
+    Ok(match pairing {
+        Pairing::Off => signaling,
+        Pairing::Secret(secret) => Box::new(PairedSignaling::new(signaling, secret.clone())),
+        Pairing::Code(code) => Box::new(
+            PairedSignaling::with_code(signaling, code, timeout)
+                .await
+                .map_err(|e| from_signaling(&e, what))?,
+        ),
+    })
 }
 
 #[cfg(test)]

@@ -31,7 +31,7 @@ fn serve_ours(relay: &Relay) -> Serve {
 
 /// `connect` with a host on its stdin that initializes and lists tools:
 /// it prints the tool list if the session works.
-fn connect_and_list(url: &str) -> Proc {
+fn connect_and_list(url: &str, extra: &[&str]) -> Proc {
     let script = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}
 {"jsonrpc":"2.0","method":"notifications/initialized"}
 {"jsonrpc":"2.0","id":2,"method":"tools/list"}
@@ -41,6 +41,7 @@ fn connect_and_list(url: &str) -> Proc {
         "(printf '%s' \"$SCRIPT\"; sleep 3) | exec {}",
         std::iter::once(support::bin().display().to_string())
             .chain(support::connect_args(url))
+            .chain(extra.iter().map(|a| (*a).to_owned()))
             .map(|a| format!("'{a}'"))
             .collect::<Vec<_>>()
             .join(" ")
@@ -93,7 +94,7 @@ fn a_wrong_pairing_secret_is_refused_and_the_server_serves_on() {
     );
     assert!(serve.child_pids().is_empty(), "no child for a refused peer");
     // The right secret still works.
-    let mut good = connect_and_list(&serve.url);
+    let mut good = connect_and_list(&serve.url, &[]);
     good.stdout.expect("\"greet\"", LIMIT);
     good.wait(LIMIT).expect("exits");
 }
@@ -265,6 +266,52 @@ async fn a_relay_that_swaps_in_its_own_answer_is_refused_by_the_server() {
     assert!(
         serve.child_pids().is_empty(),
         "no MCP message may flow: no child was started"
+    );
+}
+
+#[test]
+fn a_short_code_pairs_through_spake2_and_a_wrong_code_is_refused() {
+    let relay = Relay::start();
+    let server = stdio_server();
+    let serve = Serve::start(
+        &relay,
+        &["--name", &support::unique("code"), "--code"],
+        &[server.to_str().unwrap()],
+    );
+    assert!(
+        !serve.url.contains('#'),
+        "a code is not put in the URL: {}",
+        serve.url
+    );
+    assert_eq!(serve.extra[0], "--code");
+    let code = serve.extra[1].clone();
+    assert_eq!(code.len(), 14, "{code}");
+    // The right code: the session works.
+    let mut good = connect_and_list(&serve.url, &["--code", &code]);
+    good.stdout.expect("\"greet\"", LIMIT);
+    good.wait(LIMIT).expect("exits");
+    // A wrong one is refused before any MCP message flows.
+    let last = if code.ends_with('0') { '1' } else { '0' };
+    let wrong = format!("{}{last}", &code[..code.len() - 1]);
+    let mut cmd = std::process::Command::new(support::bin());
+    cmd.args(support::connect_args(&serve.url))
+        .args(["--code", &wrong])
+        .env("MCP_WEBRTC_TOKEN", TOKEN);
+    let mut bad = Proc::spawn("connect", cmd);
+    let status = bad.wait(LIMIT).expect("exits");
+    assert_eq!(status.code(), Some(4), "{}", bad.stderr.text());
+    bad.stderr.expect(
+        "pairing failed: wrong secret, or someone altered the signaling",
+        LIMIT,
+    );
+    assert!(
+        !bad.stderr.text().contains(&wrong),
+        "the code must not be printed"
+    );
+    assert_eq!(
+        serve.child_pids().len(),
+        1,
+        "a child only for the paired client"
     );
 }
 

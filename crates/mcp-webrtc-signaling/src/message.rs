@@ -20,6 +20,11 @@ pub enum SignalMessage {
     },
     /// No more candidates will be trickled.
     EndOfCandidates,
+    /// A pairing message (SPAKE2, hex), exchanged before the offer by two
+    /// peers that pair with a short code (see
+    /// [`PairedSignaling::with_code`](crate::PairedSignaling::with_code));
+    /// never seen by the peer connection.
+    Pairing(String),
     /// The peer is leaving; no more messages follow.
     Bye,
 }
@@ -33,6 +38,7 @@ impl SignalMessage {
             SignalMessage::Answer(_) => "answer",
             SignalMessage::Candidate { .. } => "candidate",
             SignalMessage::EndOfCandidates => "end-of-candidates",
+            SignalMessage::Pairing(_) => "pairing",
             SignalMessage::Bye => "bye",
         }
     }

@@ -266,6 +266,8 @@ pub struct Serve {
     pub proc: Proc,
     /// The `mcpw://` URL it printed.
     pub url: String,
+    /// What it printed after the URL (`--code …`, `--no-pairing`).
+    pub extra: Vec<String>,
 }
 
 impl Serve {
@@ -289,15 +291,21 @@ impl Serve {
         .args(command)
         .env("MCP_WEBRTC_TOKEN", TOKEN);
         let proc = Proc::spawn("serve", cmd);
-        let url = proc
+        let (url, extra) = proc
             .stdout
             .wait_for(LIMIT, |l| {
-                l.strip_prefix("mcp-webrtc connect '")
-                    .and_then(|rest| rest.strip_suffix('\''))
-                    .map(str::to_owned)
+                let rest = l.strip_prefix("mcp-webrtc connect '")?;
+                let (url, extra) = rest.split_once('\'')?;
+                Some((
+                    url.to_owned(),
+                    extra
+                        .split_whitespace()
+                        .map(str::to_owned)
+                        .collect::<Vec<_>>(),
+                ))
             })
             .unwrap_or_else(|| panic!("serve printed no URL: {}", proc.stderr.text()));
-        Serve { proc, url }
+        Serve { proc, url, extra }
     }
 
     /// The pids of the children it started, from its status lines.

@@ -326,6 +326,9 @@ impl Handshake<'_> {
                     self.early_candidates.push(init);
                 }
             }
+            SignalMessage::Pairing(_) => {
+                tracing::warn!("ignoring a pairing message: pair with PairedSignaling::with_code");
+            }
             SignalMessage::EndOfCandidates | SignalMessage::Bye => {}
         }
         Ok(())

@@ -61,6 +61,12 @@ pub(crate) fn encode(message: &SignalMessage) -> Result<String> {
                 what: "end-of-candidates (aiortc asserts on an empty candidate)",
             });
         }
+        SignalMessage::Pairing(_) => {
+            return Err(Error::Unrepresentable {
+                dialect: D,
+                what: "a pairing-code message (pair with a secret over aiortc signaling)",
+            });
+        }
         SignalMessage::Bye => out.push_str("{\"type\": \"bye\"}"),
     }
     Ok(out)

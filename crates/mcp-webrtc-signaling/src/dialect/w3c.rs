@@ -6,6 +6,8 @@
 //! - end of candidates: `{"type":"candidate","candidate":{"candidate":""}}`
 //!   (a `null` candidate is read the same way)
 //! - `{"type":"bye"}`
+//! - `{"type":"pairing","data":"<hex>"}`: a SPAKE2 message of two peers that
+//!   pair with a short code
 //!
 //! The relay's own notices, `{"type":"error","reason":"…"}`, decode to
 //! [`Error::RelayNotice`]. A peer that turns a session down before it
@@ -38,6 +40,7 @@ pub(crate) fn encode(message: &SignalMessage) -> String {
         SignalMessage::EndOfCandidates => {
             json!({"type": "candidate", "candidate": {"candidate": ""}})
         }
+        SignalMessage::Pairing(data) => json!({"type": "pairing", "data": data}),
         SignalMessage::Bye => json!({"type": "bye"}),
     };
     value.to_string()
@@ -53,6 +56,9 @@ pub(crate) fn decode(input: &[u8]) -> Result<SignalMessage> {
         )?)),
         "candidate" => candidate(&map),
         "bye" => Ok(SignalMessage::Bye),
+        "pairing" => Ok(SignalMessage::Pairing(string_field(
+            D, &map, "pairing", "data",
+        )?)),
         "refused" => Err(Error::PeerRefused {
             reason: opt_string(D, &map, "reason")?.unwrap_or_else(|| "unspecified".into()),
         }),

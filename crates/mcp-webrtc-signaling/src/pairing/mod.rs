@@ -21,8 +21,13 @@
 //! and candidates: addresses, timing); protect against a peer that knows the
 //! secret; or make a low-entropy secret safe against an offline guess by
 //! whoever records the signaling. [`PairingSecret::generate`] makes 128
-//! random bits; do not use a short code a person reads aloud with this
-//! scheme.
+//! random bits. For a short code a person reads aloud, use
+//! [`PairedSignaling::with_code`] and a [`PairingCode`]: SPAKE2 derives the
+//! key from the code, and shows nothing to test guesses against.
+
+mod code;
+
+pub use code::PairingCode;
 
 use futures::future::BoxFuture;
 use hmac::{Hmac, KeyInit, Mac};
@@ -166,7 +171,7 @@ fn body_of(sdp: String) -> String {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     PairingSecret(bytes.to_vec()).to_text()
 }
 
@@ -221,6 +226,12 @@ impl<S: Signaling> PairedSignaling<S> {
         let (what, sdp) = match &message {
             SignalMessage::Offer(sdp) => ("offer", sdp),
             SignalMessage::Answer(sdp) => ("answer", sdp),
+            SignalMessage::Pairing(_) => {
+                return Err(Error::PairingFailed {
+                    reason: "the peer pairs with a short code: give the code rather than a secret"
+                        .into(),
+                });
+            }
             _ => return Ok(message),
         };
         let Some((body, code)) = split(sdp) else {
