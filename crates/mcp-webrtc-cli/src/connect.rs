@@ -152,6 +152,8 @@ fn pairing_of(secret: Option<PairingSecret>, code: Option<PairingCode>) -> Pairi
 pub(crate) async fn run(args: ConnectArgs, stop: CancellationToken) -> Result<(), CliError> {
     let common = &args.common;
     let level = common.log_level;
+    // Check the WebRTC options before anything connects.
+    common.builder()?;
     let target = tokio::select! {
         target = target(&args) => target?,
         () = stop.cancelled() => return Err(CliError::Interrupted),

@@ -30,6 +30,8 @@ pub(crate) async fn run(args: ServeArgs, stop: CancellationToken) -> Result<(), 
             "serve needs --signal (ws://RELAY:PORT, tcp://…, unix:PATH or stdio)".into(),
         )
     })?)?;
+    // Check the WebRTC options before anything connects.
+    args.common.builder()?;
     if args.max_sessions == 0 {
         return Err(CliError::Usage("--max-sessions must be at least 1".into()));
     }

@@ -1,9 +1,10 @@
 //! `--signal` and pairing URLs: which signaling backend, where, and the
 //! pairing secret.
 
+use futures::future::BoxFuture;
 use mcp_webrtc::signaling::{
-    Options, PairedSignaling, PairingCode, PairingSecret, Signaling, WebSocketOptions,
-    WebSocketSignaling,
+    Options, PairedSignaling, PairingCode, PairingSecret, SignalMessage, Signaling,
+    WebSocketOptions, WebSocketSignaling,
 };
 
 use crate::error::{CliError, from_signaling};
@@ -154,6 +155,40 @@ pub(crate) async fn join(
         .map_err(|e| from_signaling(&e, what))
 }
 
+/// Signaling without pairing that says so when the peer pairs: its
+/// descriptions carry a pairing code, or it starts a code exchange. Without
+/// this, the pairing side refuses us and we only see the connection fail.
+struct Unpaired(Box<dyn Signaling>);
+
+impl Signaling for Unpaired {
+    fn send(&mut self, message: SignalMessage) -> BoxFuture<'_, mcp_webrtc::signaling::Result<()>> {
+        self.0.send(message)
+    }
+
+    fn recv(&mut self) -> BoxFuture<'_, mcp_webrtc::signaling::Result<Option<SignalMessage>>> {
+        Box::pin(async move {
+            let message = self.0.recv().await?;
+            let pairs = match &message {
+                Some(SignalMessage::Offer(sdp) | SignalMessage::Answer(sdp)) => {
+                    sdp.contains("\na=mcpw-pairing:")
+                }
+                Some(SignalMessage::Pairing(_)) => true,
+                _ => false,
+            };
+            if pairs {
+                return Err(mcp_webrtc::signaling::Error::PairingFailed {
+                    reason: "the peer pairs and we have no secret: give the line `mcp-webrtc serve` printed (its secret or --code)".into(),
+                });
+            }
+            Ok(message)
+        })
+    }
+
+    fn close(&mut self) -> BoxFuture<'_, mcp_webrtc::signaling::Result<()>> {
+        self.0.close()
+    }
+}
+
 /// How a session pairs.
 #[derive(Debug, Clone)]
 pub(crate) enum Pairing {
@@ -174,7 +209,7 @@ pub(crate) async fn paired(
     timeout: std::time::Duration,
 ) -> Result<Box<dyn Signaling>, CliError> {
     Ok(match pairing {
-        Pairing::Off => signaling,
+        Pairing::Off => Box::new(Unpaired(signaling)),
         Pairing::Secret(secret) => Box::new(PairedSignaling::new(signaling, secret.clone())),
         Pairing::Code(code) => Box::new(
             PairedSignaling::with_code(signaling, code, timeout)
