@@ -153,7 +153,7 @@ pub(crate) async fn run(args: ConnectArgs, stop: CancellationToken) -> Result<()
     let common = &args.common;
     let level = common.log_level;
     // Check the WebRTC options before anything connects.
-    common.builder()?;
+    let _checked = common.builder()?;
     let target = tokio::select! {
         target = target(&args) => target?,
         () = stop.cancelled() => return Err(CliError::Interrupted),

@@ -31,7 +31,7 @@ pub(crate) async fn run(args: ServeArgs, stop: CancellationToken) -> Result<(), 
         )
     })?)?;
     // Check the WebRTC options before anything connects.
-    args.common.builder()?;
+    let _checked = args.common.builder()?;
     if args.max_sessions == 0 {
         return Err(CliError::Usage("--max-sessions must be at least 1".into()));
     }
