@@ -3,11 +3,15 @@
 //! messages only.
 
 use mcp_webrtc::Role;
-use mcp_webrtc::signaling::{PairingCode, PairingSecret, Signaling, TcpSignaling};
+use mcp_webrtc::signaling::{CodeSide, PairingCode, PairingSecret, Signaling, TcpSignaling};
 use tokio_util::sync::CancellationToken;
 
 use crate::args::ConnectArgs;
-use crate::bridge::{LineReader, Stopped, lines_to_peer, peer_to_stream};
+use crate::bridge::{LineReader, Stopped, lines_to_peer, peer_to_stream, write_message};
+
+/// How long answers to the host's last requests may take once it has
+/// closed our stdin.
+const LINGER: std::time::Duration = std::time::Duration::from_secs(10);
 use crate::common::{connected_line, open, status};
 use crate::error::{CliError, from_end, from_signaling};
 use crate::signal::{Pairing, PairingUrl, Spec, join, paired, redact, ws_options};
@@ -161,7 +165,11 @@ pub(crate) async fn run(args: ConnectArgs, stop: CancellationToken) -> Result<()
     let what = target.what.clone();
     let (mut channel, took) = tokio::select! {
         opened = async {
-            let sig = paired(target.signaling, &target.pairing, &what, common.timeout()).await?;
+            let side = match common.role_or(Role::Answerer) {
+                Role::Offerer => CodeSide::Offerer,
+                Role::Answerer => CodeSide::Answerer,
+            };
+            let sig = paired(target.signaling, &target.pairing, side, &what, common.timeout()).await?;
             open(common, common.role_or(Role::Answerer), sig, &what).await
         } => opened?,
         () = stop.cancelled() => return Err(CliError::Interrupted),
@@ -178,6 +186,30 @@ pub(crate) async fn run(args: ConnectArgs, stop: CancellationToken) -> Result<()
         () = stop.cancelled() => None,
     };
     upstream.abort();
+    match &ended {
+        // The host closed our stdin but may still read stdout (`printf … |
+        // mcp-webrtc connect`): let the answers to its requests out first.
+        Some(Stopped::StreamEnded) => {
+            let _ = tokio::time::timeout(LINGER, async {
+                // Bounded by LINGER and by the session.
+                while handle.stats().unanswered_requests > 0 {
+                    let Some(message) = channel.receive().await else {
+                        break;
+                    };
+                    if write_message(&mut stdout, &message).await.is_err() {
+                        break;
+                    }
+                }
+            })
+            .await;
+        }
+        // A send failed as the session ended: what the peer sent before,
+        // and the "peer gone" errors, still go to the host.
+        Some(Stopped::SessionEnded) => {
+            let _ = tokio::time::timeout(LINGER, peer_to_stream(&mut channel, &mut stdout)).await;
+        }
+        _ => {}
+    }
     match ended {
         // The host closed our stdin (it is done), or stopped reading.
         Some(Stopped::StreamFailed(e)) => {

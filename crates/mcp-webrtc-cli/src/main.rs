@@ -19,6 +19,7 @@ mod connect;
 mod error;
 mod relay;
 mod serve;
+mod session;
 mod signal;
 
 use std::process::ExitCode;

@@ -1,6 +1,8 @@
-//! `mcp-webrtc serve`: a child MCP server for each WebRTC session.
+//! `mcp-webrtc serve`: a child MCP server for each WebRTC session; host
+//! mode at a relay, or one session over other signaling.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use mcp_webrtc::Role;
@@ -11,17 +13,41 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::args::ServeArgs;
-use crate::bridge::{LineReader, Stopped, lines_to_peer, peer_to_stream};
-use crate::child::{self, describe_exit};
-use crate::common::{connected_line, open, status};
-use crate::error::{CliError, code, from_end, from_signaling};
-use crate::signal::{Pairing, Spec, join, paired, pairing_url, ws_options};
+use crate::common::status;
+use crate::error::{CliError, code, from_signaling};
+use crate::session::session;
+use crate::signal::{Pairing, Spec, join, pairing_url, ws_options};
 
-/// What every session needs from the command line.
-struct Settings {
-    args: ServeArgs,
-    pairing: Pairing,
-    role: Role,
+/// Clients given a wrong pairing code before `serve` stops (with a code,
+/// each attempt is one online guess).
+const MAX_WRONG_CODES: u32 = 10;
+
+/// What every session needs, and what they count together.
+pub(crate) struct Settings {
+    pub(crate) args: ServeArgs,
+    pub(crate) pairing: Pairing,
+    pub(crate) role: Role,
+    /// Sessions pairing or setting up now.
+    pub(crate) setting_up: AtomicUsize,
+    /// Sessions open now (paired, with a child).
+    pub(crate) running: AtomicUsize,
+    /// Clients that gave a wrong pairing code.
+    wrong_codes: AtomicU32,
+    /// Cancelled once too many wrong codes were given.
+    too_many_wrong: CancellationToken,
+}
+
+impl Settings {
+    /// A client gave a wrong code.
+    pub(crate) fn wrong_code(&self) {
+        let n = self
+            .wrong_codes
+            .fetch_add(1, Ordering::AcqRel)
+            .saturating_add(1);
+        if n >= MAX_WRONG_CODES {
+            self.too_many_wrong.cancel();
+        }
+    }
 }
 
 pub(crate) async fn run(args: ServeArgs, stop: CancellationToken) -> Result<(), CliError> {
@@ -58,6 +84,10 @@ pub(crate) async fn run(args: ServeArgs, stop: CancellationToken) -> Result<(), 
         args,
         pairing,
         role,
+        setting_up: AtomicUsize::new(0),
+        running: AtomicUsize::new(0),
+        wrong_codes: AtomicU32::new(0),
+        too_many_wrong: CancellationToken::new(),
     });
     match spec {
         Spec::Relay { base, room: None } => host(settings, &base, stop).await,
@@ -69,8 +99,10 @@ pub(crate) async fn run(args: ServeArgs, stop: CancellationToken) -> Result<(), 
                 settings.args.common.token.as_deref(),
                 settings.args.common.timeout(),
             );
+            let url = format!("{base}{room}");
+            print_line(&connect_line(&url, &settings.pairing));
             status(level, &format!("waiting for a peer in room {room}…"));
-            let sig = join(&format!("{base}{room}"), &room, options).await?;
+            let sig = join(&url, &room, options).await?;
             one(settings, Box::new(sig), stop).await
         }
         Spec::Tcp(addr) => {
@@ -112,6 +144,9 @@ async fn one(
     stop: CancellationToken,
 ) -> Result<(), CliError> {
     let outcome = session(Arc::clone(&settings), 1, sig, stop.clone()).await;
+    if settings.too_many_wrong.is_cancelled() {
+        return Err(too_many_wrong());
+    }
     if stop.is_cancelled() {
         return Err(CliError::Interrupted);
     }
@@ -155,10 +190,7 @@ async fn host(
             pairing_url(base, &name, None)
         ),
     };
-    #[allow(clippy::print_stdout)]
-    {
-        println!("{line}");
-    }
+    print_line(&line);
     if matches!(settings.pairing, Pairing::Off) {
         status(
             level,
@@ -178,6 +210,7 @@ async fn host(
     let result = loop {
         tokio::select! {
             () = stop.cancelled() => break Err(CliError::Interrupted),
+            () = settings.too_many_wrong.cancelled() => break Err(too_many_wrong()),
             Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
             accepted = relay.accept() => {
                 let sig: WebSocketSignaling = match accepted {
@@ -185,10 +218,19 @@ async fn host(
                     Err(e) => break Err(from_signaling(&e, &name)),
                 };
                 next = next.saturating_add(1);
-                if sessions.len() >= settings.args.max_sessions {
-                    let max = settings.args.max_sessions;
-                    status(level, &format!("session {next}: refused, {max} sessions are running"));
-                    let reason = format!("the server is busy: it serves {max} sessions at most; try again later");
+                let max = settings.args.max_sessions;
+                // Open sessions count against --max-sessions; clients still
+                // pairing or setting up have a budget of their own, so that
+                // stalled set-ups cannot lock out paired clients.
+                let refusal = if settings.running.load(Ordering::Acquire) >= max {
+                    Some(format!("the server is busy: it serves at most {max} at once; try again later"))
+                } else if settings.setting_up.load(Ordering::Acquire) >= max {
+                    Some(format!("the server is busy: {max} clients are connecting; try again later"))
+                } else {
+                    None
+                };
+                if let Some(reason) = refusal {
+                    status(level, &format!("session {next}: refused: {reason}"));
                     tokio::spawn(async move { let _ = sig.refuse(&reason).await; });
                     continue;
                 }
@@ -215,151 +257,41 @@ async fn host(
     result
 }
 
+fn too_many_wrong() -> CliError {
+    CliError::Session {
+        message: format!(
+            "pairing failed: {MAX_WRONG_CODES} clients gave a wrong pairing code; restart serve for a new code"
+        ),
+        code: code::PAIRING,
+    }
+}
+
+/// The line the other side runs, for a room URL or other signaling.
+fn connect_line(signal: &str, pairing: &Pairing) -> String {
+    match pairing {
+        Pairing::Secret(secret) => format!(
+            "mcp-webrtc connect --signal '{signal}' --secret {}",
+            secret.to_text()
+        ),
+        Pairing::Code(code) => format!(
+            "mcp-webrtc connect --signal '{signal}' --code {}",
+            code.to_text()
+        ),
+        Pairing::Off => format!("mcp-webrtc connect --signal '{signal}' --no-pairing"),
+    }
+}
+
+/// What the other side needs, on stdout (the only thing `serve` writes
+/// there).
+fn print_line(line: &str) {
+    #[allow(clippy::print_stdout)]
+    {
+        println!("{line}");
+    }
+}
+
 fn random_name() -> Result<String, CliError> {
     let secret = PairingSecret::generate().map_err(|e| CliError::Other(e.to_string()))?;
     let text = secret.to_text();
     Ok(format!("mcp-{}", text.get(..12).unwrap_or(&text)))
-}
-
-/// One session: set up the channel, start the child, bridge them, and end
-/// both together.
-async fn session(
-    settings: Arc<Settings>,
-    n: u64,
-    sig: Box<dyn Signaling>,
-    stop: CancellationToken,
-) -> Result<(), CliError> {
-    let common = &settings.args.common;
-    let level = common.log_level;
-    let opened = tokio::select! {
-        opened = async {
-            let sig = paired(sig, &settings.pairing, "this server", common.timeout()).await?;
-            open(common, settings.role, sig, "this server").await
-        } => opened,
-        () = stop.cancelled() => return Err(CliError::Interrupted),
-    };
-    let (mut channel, took) = match opened {
-        Ok(opened) => opened,
-        Err(e) => {
-            status(level, &format!("session {n}: set-up failed: {e}"));
-            return Err(e);
-        }
-    };
-    status(
-        level,
-        &format!("session {n}: {}", connected_line(&channel, took).await),
-    );
-    let mut server = match child::spawn(&settings.args.command, format!("[session {n}]")) {
-        Ok(server) => server,
-        Err(e) => {
-            status(level, &format!("session {n}: {e}"));
-            channel.close().await;
-            return Err(e);
-        }
-    };
-    status(
-        level,
-        &format!(
-            "session {n}: started `{}` (pid {})",
-            settings.args.command.join(" "),
-            server.pid.unwrap_or(0)
-        ),
-    );
-    let sender = channel.sender();
-    let stdout = server.stdout.take();
-    let max_line = usize::try_from(common.max_message_size).unwrap_or(usize::MAX);
-    let mut upstream = tokio::spawn(async move {
-        match stdout {
-            Some(stdout) => {
-                let reader = LineReader::new(stdout, max_line);
-                lines_to_peer(reader, sender, "the MCP server").await
-            }
-            None => Stopped::StreamEnded,
-        }
-    });
-    let mut stdin = server.stdin.take();
-    let grace = Duration::from_secs(settings.args.grace);
-    let handle = channel.handle();
-    let downstream = async {
-        match stdin.as_mut() {
-            Some(stdin) => peer_to_stream(&mut channel, stdin).await,
-            None => Stopped::StreamEnded,
-        }
-    };
-    let ended = tokio::select! {
-        stopped = downstream => Ended::Peer(stopped),
-        _ = &mut upstream => Ended::Child,
-        status = server.child.wait() => Ended::ChildExited(status.ok()),
-        () = stop.cancelled() => Ended::Stopped,
-    };
-    drop(stdin);
-    let result = match ended {
-        Ended::Peer(stopped) => {
-            if let Stopped::StreamFailed(e) = stopped {
-                tracing::warn!("session {n}: the MCP server stopped reading its stdin: {e}");
-            }
-            let exit = server.terminate(grace).await;
-            let end = handle.end_reason();
-            let why = end
-                .as_ref()
-                .map_or_else(|| "ended".to_owned(), ToString::to_string);
-            status(
-                level,
-                &format!("session {n}: {why}; the MCP server {}", describe_exit(exit)),
-            );
-            from_end(end)
-        }
-        Ended::Child | Ended::ChildExited(_) => {
-            let exit = match ended {
-                Ended::ChildExited(status) => {
-                    // Let what the child wrote last reach the peer.
-                    let _ = tokio::time::timeout(Duration::from_secs(2), &mut upstream).await;
-                    status
-                }
-                _ => server.terminate(grace).await,
-            };
-            server.kill_group();
-            channel.close().await;
-            status(
-                level,
-                &format!(
-                    "session {n}: the MCP server {}; session closed",
-                    describe_exit(exit)
-                ),
-            );
-            Ok(())
-        }
-        Ended::Stopped => {
-            let exit = server.terminate(grace).await;
-            channel.close().await;
-            status(
-                level,
-                &format!(
-                    "session {n}: stopped; the MCP server {}",
-                    describe_exit(exit)
-                ),
-            );
-            Err(CliError::Interrupted)
-        }
-    };
-    upstream.abort();
-    result.map_err(|e| match e {
-        CliError::Session { message, .. } => CliError::Session {
-            message,
-            code: code::PEER_GONE,
-        },
-        other => other,
-    })
-}
-
-/// Which side ended a session first.
-enum Ended {
-    /// The peer (the session ended, or it stopped reading).
-    Peer(Stopped),
-    /// The child closed its stdout.
-    Child,
-    /// The child exited.
-    ChildExited(Option<std::process::ExitStatus>),
-    /// `serve` is stopping.
-    Stopped,
 }

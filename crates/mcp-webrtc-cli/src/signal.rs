@@ -3,7 +3,7 @@
 
 use futures::future::BoxFuture;
 use mcp_webrtc::signaling::{
-    Options, PairedSignaling, PairingCode, PairingSecret, SignalMessage, Signaling,
+    CodeSide, Options, PairedSignaling, PairingCode, PairingSecret, SignalMessage, Signaling,
     WebSocketOptions, WebSocketSignaling,
 };
 
@@ -205,6 +205,7 @@ pub(crate) enum Pairing {
 pub(crate) async fn paired(
     signaling: Box<dyn Signaling>,
     pairing: &Pairing,
+    side: CodeSide,
     what: &str,
     timeout: std::time::Duration,
 ) -> Result<Box<dyn Signaling>, CliError> {
@@ -212,7 +213,7 @@ pub(crate) async fn paired(
         Pairing::Off => Box::new(Unpaired(signaling)),
         Pairing::Secret(secret) => Box::new(PairedSignaling::new(signaling, secret.clone())),
         Pairing::Code(code) => Box::new(
-            PairedSignaling::with_code(signaling, code, timeout)
+            PairedSignaling::with_code(signaling, code, side, timeout)
                 .await
                 .map_err(|e| from_signaling(&e, what))?,
         ),

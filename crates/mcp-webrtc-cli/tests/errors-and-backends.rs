@@ -17,8 +17,13 @@ use std::process::Command;
 
 use support::{LIMIT, Proc, Relay, TOKEN, expect_gone, stdio_server};
 
-/// `connect` with a host on its stdin that initializes and lists tools.
+/// `connect` with a host on its stdin that initializes and lists tools,
+/// then keeps stdin open for 3 s.
 fn connect_listing(args: &[&str]) -> Proc {
+    connect_with_script(args, 3)
+}
+
+fn connect_with_script(args: &[&str], linger_s: u32) -> Proc {
     let script = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}
 {"jsonrpc":"2.0","method":"notifications/initialized"}
 {"jsonrpc":"2.0","id":2,"method":"tools/list"}
@@ -32,7 +37,7 @@ fn connect_listing(args: &[&str]) -> Proc {
         .args([
             "-c",
             &format!(
-                "(printf '%s' \"$SCRIPT\"; sleep 3) | exec {}",
+                "(printf '%s' \"$SCRIPT\"; sleep {linger_s}) | exec {}",
                 quoted.join(" ")
             ),
         ])
@@ -195,4 +200,54 @@ fn an_unreachable_relay_and_bad_options_say_what_to_do() {
         );
         proc.stderr.expect(says, LIMIT);
     }
+}
+
+#[test]
+fn a_host_that_closes_stdin_at_once_still_gets_its_answers() {
+    let relay = Relay::start();
+    let server = stdio_server();
+    let serve = support::Serve::start(
+        &relay,
+        &["--name", &support::unique("piped")],
+        &[server.to_str().unwrap()],
+    );
+    let mut args: Vec<String> = support::connect_args(&serve.url);
+    args.push(format!("--token={TOKEN}"));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut cmd = connect_with_script(&args, 0);
+    cmd.stdout.expect("\"greet\"", LIMIT);
+    assert!(cmd.wait(LIMIT).expect("exits").success());
+}
+
+#[test]
+fn serve_in_one_relay_room_prints_what_the_client_needs() {
+    let relay = Relay::start();
+    let room = format!("{}/v1/room/{}", relay.url, support::unique("room"));
+    let server = stdio_server();
+    let mut cmd = Command::new(support::bin());
+    cmd.args(["serve", "--signal", &room, "--bind", "127.0.0.1:0", "--"])
+        .arg(&server)
+        .env("MCP_WEBRTC_TOKEN", TOKEN);
+    let serve = Proc::spawn("serve", cmd);
+    let line = serve
+        .stdout
+        .wait_for(LIMIT, |l| {
+            l.strip_prefix("mcp-webrtc connect ").map(str::to_owned)
+        })
+        .expect("serve prints the connect line");
+    // `--signal 'ROOM' --secret HEX`
+    let words: Vec<String> = line
+        .split_whitespace()
+        .map(|w| w.trim_matches('\'').to_owned())
+        .collect();
+    assert_eq!(words[0], "--signal");
+    assert_eq!(words[1], room);
+    assert_eq!(words[2], "--secret");
+    let mut args = vec!["connect", "--bind", "127.0.0.1:0"];
+    args.extend(words.iter().map(String::as_str));
+    let token = format!("--token={TOKEN}");
+    args.push(&token);
+    let mut client = connect_listing(&args);
+    client.stdout.expect("\"greet\"", LIMIT);
+    assert!(client.wait(LIMIT).expect("exits").success());
 }

@@ -278,6 +278,12 @@ async fn server_everything_sends_progress_and_asks_the_host_for_roots_and_sampli
     )));
     let done = call(&client, long).await;
     assert!(text(&done, 0).contains("completed"), "{}", text(&done, 0));
+    // rmcp runs notification handlers on tasks of their own, so the last
+    // one may land just after the result: wait for it (bounded).
+    let deadline = std::time::Instant::now() + LIMIT;
+    while host.progress.lock().unwrap().len() < 4 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(*host.progress.lock().unwrap(), vec![1.0, 2.0, 3.0, 4.0]);
 
     // A server-to-client request: the server asks the host to sample.

@@ -106,13 +106,13 @@ async fn a_client_beyond_max_sessions_is_refused_with_a_clear_message() {
     let status = refused.wait(LIMIT).expect("the refused client exits");
     assert_eq!(status.code(), Some(7), "{}", refused.stderr.text());
     refused.stderr.expect(
-        "the server refused the session: the server is busy: it serves 1 sessions at most",
+        "the server refused the session: the server is busy: it serves at most 1 at once",
         LIMIT,
     );
     serve
         .proc
         .stderr
-        .expect("session 2: refused, 1 sessions are running", LIMIT);
+        .expect("session 2: refused: the server is busy", LIMIT);
     assert_eq!(serve.child_pids().len(), 1, "no child for a refused client");
     // The first session is untouched, and once it ends there is room again.
     assert_eq!(greet(&a, "A").await, "Hello, A!");

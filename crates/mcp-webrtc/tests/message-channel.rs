@@ -70,7 +70,7 @@ async fn messages_cross_byte_for_byte_whatever_their_method_fields_or_spacing() 
 #[tokio::test]
 async fn bytes_that_are_not_one_json_rpc_message_are_refused_by_name() {
     let (a, _b) = pair(loopback(), loopback()).await;
-    let cases: [(&[u8], &str); 5] = [
+    let cases: [(&[u8], &str); 6] = [
         (b"not json", "JSON"),
         (b"[1,2]", "object"),
         (br#"{"id":1,"method":"m"}"#, "jsonrpc"),
@@ -79,6 +79,7 @@ async fn bytes_that_are_not_one_json_rpc_message_are_refused_by_name() {
             br#"{"jsonrpc":"2.0","id":{"x":1},"method":"m"}"#,
             "string or a number",
         ),
+        (br#"{"jsonrpc":"2.0","id":null,"method":"m"}"#, "no null id"),
     ];
     for (bytes, named) in cases {
         match a.send(Bytes::copy_from_slice(bytes)).await {
@@ -89,6 +90,19 @@ async fn bytes_that_are_not_one_json_rpc_message_are_refused_by_name() {
         }
     }
     assert_eq!(a.handle().stats().messages_sent, 0);
+}
+
+#[tokio::test]
+async fn null_results_and_null_error_ids_are_messages_too() {
+    let (a, mut b) = pair(loopback(), loopback()).await;
+    for message in [
+        &br#"{"jsonrpc":"2.0","id":1,"result":null}"#[..],
+        br#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"parse error"}}"#,
+        br#"{"jsonrpc":"2.0","method":"n","params":null}"#,
+    ] {
+        a.send(Bytes::copy_from_slice(message)).await.unwrap();
+        assert_eq!(&next(&mut b).await.unwrap()[..], message);
+    }
 }
 
 /// A channel of ours as the answerer, and a raw peer that can send anything.

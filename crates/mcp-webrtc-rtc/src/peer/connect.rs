@@ -87,6 +87,9 @@ async fn build_pc(
     }
 }
 
+/// Connectivity checks sent to one candidate pair before it is given up.
+const MAX_CHECKS: u16 = 500;
+
 /// Set up a peer connection over `signaling` and open the data channel.
 ///
 /// The offerer creates the channel (label and protocol from the config); the
@@ -128,8 +131,14 @@ pub async fn connect(
     let settings = SettingEngineBuilder::new()
         .with_multicast_dns_mode(MulticastDnsMode::Disabled)
         .with_ice_timeouts(Some(disconnected), Some(failed), Some(keepalive))
-        // 10 ms between checks, 140 attempts: the default 1.4 s per pair.
-        .with_ice_connection_attempts(Some(Duration::from_millis(10)), Some(140))
+        // 10 ms between checks, so a pair that answers is found at once;
+        // 500 attempts, so a pair is given up only after 5 s without an
+        // answer. The stack's default (1.4 s) failed set-ups on loopback
+        // when both processes were starved of CPU for that long (debug
+        // builds, many peers on two cores); a peer that is there answers
+        // well within 5 s. Liveness after set-up uses the ICE timeouts
+        // above, not this.
+        .with_ice_connection_attempts(Some(Duration::from_millis(10)), Some(MAX_CHECKS))
         .with_prflx_acceptance_min_wait(Some(Duration::ZERO))
         .with_sctp_max_message_size(SctpMaxMessageSize::Bounded(config.max_message_size))
         .build();

@@ -25,6 +25,50 @@ const MAX_MESSAGE_HEX: usize = 256;
 /// notices, say) before giving up.
 const MAX_SKIPPED: usize = 16;
 
+/// Which side of a pairing with a code this is. The answerer proves it
+/// holds the key first: the offerer sends nothing keyed by the code to a
+/// peer that has not, so a peer that only guesses learns whether its one
+/// guess was right, and the offerer sees the failure too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeSide {
+    /// The side that sends the offer (`mcp-webrtc serve`, by default).
+    Offerer,
+    /// The side that answers (`mcp-webrtc connect`).
+    Answerer,
+}
+
+impl CodeSide {
+    fn label(self) -> &'static [u8] {
+        match self {
+            CodeSide::Offerer => b"offerer",
+            CodeSide::Answerer => b"answerer",
+        }
+    }
+    fn other(self) -> CodeSide {
+        match self {
+            CodeSide::Offerer => CodeSide::Answerer,
+            CodeSide::Answerer => CodeSide::Offerer,
+        }
+    }
+}
+
+/// The offerer's word that the answerer's confirmation did not match.
+const REFUSED: &str = "refused";
+
+/// The prefix of a key confirmation in a pairing message.
+const CONFIRM: &str = "confirm:";
+
+/// The key confirmation of `side`.
+fn confirmation(key: &[u8], side: CodeSide) -> String {
+    use hmac::{Hmac, KeyInit, Mac};
+    let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(key)
+        .unwrap_or_else(|_| <Hmac<sha2::Sha256> as KeyInit>::new(&Default::default()));
+    mac.update(b"mcp-webrtc pairing code confirm v1");
+    mac.update(&[0]);
+    mac.update(side.label());
+    format!("{CONFIRM}{}", hex(&mac.finalize().into_bytes()))
+}
+
 /// A short code: 12 digits, written in groups of four (`1234-5678-9012`).
 /// Its `Debug` shows nothing of it.
 #[derive(Clone)]
@@ -114,59 +158,103 @@ fn failed(reason: &str) -> Error {
     }
 }
 
+/// Read the peer's next pairing message, skipping at most `MAX_SKIPPED`
+/// per-message errors (relay notices, say).
+async fn next_pairing<S: Signaling>(inner: &mut S) -> Result<String> {
+    // Bounded: at most MAX_SKIPPED per-message errors are read past.
+    for _ in 0..MAX_SKIPPED {
+        match inner.recv().await {
+            Ok(Some(SignalMessage::Pairing(data))) => return Ok(data),
+            Ok(Some(SignalMessage::Offer(_) | SignalMessage::Answer(_))) => {
+                return Err(failed(
+                    "the peer sent its description without a pairing code: it has none, or someone altered the signaling",
+                ));
+            }
+            Ok(Some(other)) => {
+                return Err(failed(&format!(
+                    "expected the peer's pairing message, got a {}",
+                    other.type_name()
+                )));
+            }
+            Ok(None) => return Err(failed("the peer left before pairing")),
+            Err(e) if e.is_per_message() => {
+                tracing::debug!(error = %e, "skipping a bad message while pairing");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(failed("no pairing message from the peer"))
+}
+
 impl<S: Signaling> PairedSignaling<S> {
     /// Pair with a short code: run SPAKE2 with the peer over `inner` (each
-    /// side sends one `pairing` message and reads the other's), then
-    /// authenticate the offer and answer with the key it gives, as
-    /// [`PairedSignaling::new`] does with a secret. Call it on both sides
-    /// before the peer connection starts; it takes at most `timeout`.
+    /// side sends one `pairing` message and reads the other's), confirm the
+    /// key (the answerer first), then authenticate the offer and answer with
+    /// it, as [`PairedSignaling::new`] does with a secret. Call it on both
+    /// sides before the peer connection starts; it takes at most `timeout`.
     ///
-    /// With different codes both sides get different keys, and the first
-    /// description fails to verify ("pairing failed"). Only the W3C dialect
-    /// (WebSocket, the relay, channel adapters) carries pairing messages.
+    /// Only the W3C dialect (WebSocket, the relay, channel adapters)
+    /// carries pairing messages.
     ///
     /// # Errors
-    /// [`Error::PairingFailed`] if the peer sends anything else first, an
-    /// invalid pairing message, or leaves; [`Error::Timeout`]; the
-    /// backend's errors.
-    pub async fn with_code(mut inner: S, code: &PairingCode, timeout: Duration) -> Result<Self> {
+    /// [`Error::PairingFailed`] for a wrong code (on both sides), a peer
+    /// that sends anything else first, an invalid pairing message, or a
+    /// peer that leaves; [`Error::Timeout`]; the backend's errors.
+    pub async fn with_code(
+        mut inner: S,
+        code: &PairingCode,
+        side: CodeSide,
+        timeout: Duration,
+    ) -> Result<Self> {
         let (state, outbound) = Spake2::<Ed25519Group>::start_symmetric(
             &Password::new(code.0.as_bytes()),
             &Identity::new(IDENTITY),
         );
         let exchange = async {
             inner.send(SignalMessage::Pairing(hex(&outbound))).await?;
-            // Bounded: at most MAX_SKIPPED per-message errors are read past.
-            for _ in 0..MAX_SKIPPED {
-                match inner.recv().await {
-                    Ok(Some(SignalMessage::Pairing(peer))) => return Ok(peer),
-                    Ok(Some(SignalMessage::Offer(_) | SignalMessage::Answer(_))) => {
-                        return Err(failed(
-                            "the peer sent its description without a pairing code: it has none, or someone altered the signaling",
-                        ));
+            let peer = next_pairing(&mut inner).await?;
+            let peer = unhex(&peer)
+                .ok_or_else(|| failed("the peer's pairing message is not valid hex"))?;
+            let key = state
+                .finish(&peer)
+                .map_err(|e| failed(&format!("the peer's pairing message is invalid: {e:?}")))?;
+            let mine = confirmation(&key, side);
+            let theirs = confirmation(&key, side.other());
+            let wrong = || {
+                failed(
+                    "the peer's key confirmation does not match: a wrong pairing code, or someone altered the signaling",
+                )
+            };
+            let check = |got: &str| -> Result<()> {
+                use subtle::ConstantTimeEq;
+                if got == REFUSED {
+                    return Err(wrong());
+                }
+                if bool::from(got.as_bytes().ct_eq(theirs.as_bytes())) {
+                    Ok(())
+                } else {
+                    Err(wrong())
+                }
+            };
+            match side {
+                CodeSide::Answerer => {
+                    inner.send(SignalMessage::Pairing(mine)).await?;
+                    check(&next_pairing(&mut inner).await?)?;
+                }
+                CodeSide::Offerer => {
+                    if let Err(e) = check(&next_pairing(&mut inner).await?) {
+                        // Say so (nothing keyed), so that a person who
+                        // mistyped the code reads why.
+                        let _ = inner.send(SignalMessage::Pairing(REFUSED.into())).await;
+                        return Err(e);
                     }
-                    Ok(Some(other)) => {
-                        return Err(failed(&format!(
-                            "expected the peer's pairing message, got a {}",
-                            other.type_name()
-                        )));
-                    }
-                    Ok(None) => return Err(failed("the peer left before pairing")),
-                    Err(e) if e.is_per_message() => {
-                        tracing::debug!(error = %e, "skipping a bad message while pairing");
-                    }
-                    Err(e) => return Err(e),
+                    inner.send(SignalMessage::Pairing(mine)).await?;
                 }
             }
-            Err(failed("no pairing message from the peer"))
+            Ok(key)
         };
-        let peer: String =
+        let key: Vec<u8> =
             crate::deadline(timeout, || "pairing with the code".to_owned(), exchange).await?;
-        let peer =
-            unhex(&peer).ok_or_else(|| failed("the peer's pairing message is not valid hex"))?;
-        let key = state
-            .finish(&peer)
-            .map_err(|e| failed(&format!("the peer's pairing message is invalid: {e:?}")))?;
         Ok(PairedSignaling::new(inner, PairingSecret(key)))
     }
 }
@@ -197,8 +285,8 @@ mod tests {
         let (a_code, b_code) = (PairingCode::parse(a_code)?, PairingCode::parse(b_code)?);
         let t = Duration::from_secs(5);
         let (a, b) = tokio::join!(
-            PairedSignaling::with_code(a, &a_code, t),
-            PairedSignaling::with_code(b, &b_code, t)
+            PairedSignaling::with_code(a, &a_code, CodeSide::Offerer, t),
+            PairedSignaling::with_code(b, &b_code, CodeSide::Answerer, t)
         );
         let (mut a, mut b) = (a?, b?);
         a.send(SignalMessage::Offer("v=0\r\n".into())).await?;
@@ -206,7 +294,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_same_code_pairs_and_a_different_one_fails_at_the_offer() {
+    async fn the_same_code_pairs_and_a_different_one_fails() {
         let ok = offer_through("1111-2222-3333", "1111 2222 3333")
             .await
             .unwrap();
@@ -214,7 +302,23 @@ mod tests {
         let e = offer_through("1111-2222-3333", "1111-2222-3334")
             .await
             .unwrap_err();
-        assert!(e.to_string().contains("wrong secret"), "{e}");
+        assert!(e.to_string().contains("a wrong pairing code"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_wrong_code_fails_on_both_sides() {
+        let (a, b) = crate::MemorySignaling::pair();
+        let t = Duration::from_secs(5);
+        let right = PairingCode::parse("1111-2222-3333").unwrap();
+        let wrong = PairingCode::parse("1111-2222-3334").unwrap();
+        let (offerer, answerer) = tokio::join!(
+            PairedSignaling::with_code(a, &right, CodeSide::Offerer, t),
+            PairedSignaling::with_code(b, &wrong, CodeSide::Answerer, t)
+        );
+        // The offerer sees the answerer's confirmation fail, and tells it.
+        for e in [offerer.unwrap_err(), answerer.unwrap_err()] {
+            assert!(e.to_string().contains("a wrong pairing code"), "{e}");
+        }
     }
 
     #[tokio::test]
@@ -224,7 +328,7 @@ mod tests {
         b.send(SignalMessage::Offer("v=0\r\n".into()))
             .await
             .unwrap();
-        let e = PairedSignaling::with_code(a, &code, Duration::from_secs(5))
+        let e = PairedSignaling::with_code(a, &code, CodeSide::Offerer, Duration::from_secs(5))
             .await
             .unwrap_err();
         assert!(e.to_string().contains("without a pairing code"), "{e}");

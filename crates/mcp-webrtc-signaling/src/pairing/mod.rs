@@ -27,7 +27,7 @@
 
 mod code;
 
-pub use code::PairingCode;
+pub use code::{CodeSide, PairingCode};
 
 use futures::future::BoxFuture;
 use hmac::{Hmac, KeyInit, Mac};

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 use super::RelayStats;
 
@@ -25,13 +26,17 @@ pub(super) enum Plain {
     Metrics,
 }
 
+/// How long to wait for more of a request line that could still name a
+/// plain endpoint.
+const PEEK_AGAIN: Duration = Duration::from_millis(20);
+
 /// Look at the request line without consuming it: a request for a plain
 /// endpoint, or `None` for anything else (left for the WebSocket upgrade).
-/// Waits at most `timeout` for the line to arrive.
-pub(super) async fn plain_request(stream: &TcpStream, timeout: Duration) -> Option<Plain> {
+/// Waits until `deadline` at most: the same pre-auth deadline as the
+/// upgrade's, so a client that stalls here gains no time.
+pub(super) async fn plain_request(stream: &TcpStream, deadline: Instant) -> Option<Plain> {
     let mut buf = [0u8; 64];
-    let deadline = tokio::time::Instant::now().checked_add(timeout)?;
-    // Bounded by the deadline: each pass waits 5 ms or returns.
+    // Bounded by the deadline: each pass waits PEEK_AGAIN or returns.
     loop {
         let n = tokio::time::timeout_at(deadline, stream.peek(&mut buf))
             .await
@@ -49,8 +54,8 @@ pub(super) async fn plain_request(stream: &TcpStream, timeout: Duration) -> Opti
             }
             if line.as_bytes().starts_with(seen) {
                 // Could still be one: wait for more.
-                tokio::time::sleep(Duration::from_millis(5)).await;
-                if tokio::time::Instant::now() >= deadline {
+                tokio::time::sleep(PEEK_AGAIN).await;
+                if Instant::now() >= deadline {
                     return None;
                 }
                 continue;
@@ -60,8 +65,8 @@ pub(super) async fn plain_request(stream: &TcpStream, timeout: Duration) -> Opti
         if seen.len() >= "GET /metrics ".len() || !may_be_get {
             return None;
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-        if tokio::time::Instant::now() >= deadline {
+        tokio::time::sleep(PEEK_AGAIN).await;
+        if Instant::now() >= deadline {
             return None;
         }
     }
@@ -111,12 +116,13 @@ pub(super) fn metrics_text(stats: &RelayStats) -> String {
     out
 }
 
-/// Read the request head (bounded), answer it, and close.
+/// Read the request head (bounded), answer it, and close, all by
+/// `deadline`.
 pub(super) async fn answer(
     mut stream: TcpStream,
     plain: Plain,
     stats: RelayStats,
-    timeout: Duration,
+    deadline: Instant,
 ) {
     let read_head = async {
         let mut head = Vec::with_capacity(512);
@@ -131,7 +137,10 @@ pub(super) async fn answer(
         }
         Some(())
     };
-    if !matches!(tokio::time::timeout(timeout, read_head).await, Ok(Some(()))) {
+    if !matches!(
+        tokio::time::timeout_at(deadline, read_head).await,
+        Ok(Some(()))
+    ) {
         return;
     }
     let (content_type, body) = match plain {
@@ -145,7 +154,7 @@ pub(super) async fn answer(
         "HTTP/1.1 200 OK\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
     );
-    let _ = tokio::time::timeout(timeout, async {
+    let _ = tokio::time::timeout_at(deadline, async {
         let _ = stream.write_all(response.as_bytes()).await;
         let _ = stream.shutdown().await;
     })

@@ -357,10 +357,13 @@ async fn connection(
     stopped: watch::Receiver<bool>,
 ) {
     let config = &shared.config;
-    // `GET /healthz` and `GET /metrics` are answered as plain HTTP, within
-    // the same pre-auth timeout.
-    if let Some(plain) = http::plain_request(&stream, config.handshake_timeout).await {
-        http::answer(stream, plain, shared.stats(), config.handshake_timeout).await;
+    // One pre-auth deadline for everything before the upgrade. `GET
+    // /healthz` and `GET /metrics` are answered as plain HTTP within it.
+    let deadline = tokio::time::Instant::now()
+        .checked_add(config.handshake_timeout)
+        .unwrap_or_else(tokio::time::Instant::now);
+    if let Some(plain) = http::plain_request(&stream, deadline).await {
+        http::answer(stream, plain, shared.stats(), deadline).await;
         return;
     }
     let mut admitted = None;
@@ -378,7 +381,7 @@ async fn connection(
     let handshake =
         tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(ws_config));
     // The pre-auth timeout: nothing is upgraded (or held) past it.
-    let ws = match tokio::time::timeout(config.handshake_timeout, handshake).await {
+    let ws = match tokio::time::timeout_at(deadline, handshake).await {
         Ok(Ok(ws)) => ws,
         Ok(Err(e)) => {
             tracing::debug!(%peer, error = %e, "relay: refused before the upgrade");

@@ -31,19 +31,33 @@ pub(crate) fn id_key(id: &Value) -> String {
     id.to_string()
 }
 
-/// The parts of a message needed to answer it when rmcp cannot parse it.
+/// The parts of a message needed to answer it when rmcp cannot parse it,
+/// and to tell what it is. A member that is present is `Some`, even when
+/// its value is `null` (`"result": null` is a result, `"id": null` an id).
 #[derive(serde::Deserialize)]
 pub(crate) struct Envelope {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub(crate) jsonrpc: Option<Value>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub(crate) id: Option<Value>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present_any")]
     pub(crate) method: Option<serde::de::IgnoredAny>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present_any")]
     pub(crate) result: Option<serde::de::IgnoredAny>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present_any")]
     pub(crate) error: Option<serde::de::IgnoredAny>,
+}
+
+/// A member that is there, whatever its value (serde's `Option` would read
+/// `null` as absent).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    serde::Deserialize::deserialize(d).map(Some)
+}
+
+fn present_any<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<serde::de::IgnoredAny>, D::Error> {
+    serde::Deserialize::deserialize(d).map(Some)
 }
 
 impl Envelope {
@@ -133,10 +147,13 @@ pub(crate) fn classify(bytes: &[u8]) -> Result<Class, String> {
         return Err(why_not("not a JSON-RPC 2.0 message".into()));
     }
     if envelope.method.is_some() {
+        // MCP: a request id is a string or a number, never null.
         return match envelope.id {
             None => Ok(Class::Notification),
             Some(id) if is_id(&id) => Ok(Class::Request(id)),
-            Some(_) => Err("a request id must be a string or a number".into()),
+            Some(_) => {
+                Err("a request id must be a string or a number (MCP allows no null id)".into())
+            }
         };
     }
     if envelope.result.is_some() {
