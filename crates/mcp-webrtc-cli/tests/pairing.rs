@@ -315,6 +315,45 @@ fn a_short_code_pairs_through_spake2_and_a_wrong_code_is_refused() {
     );
 }
 
+#[test]
+fn serve_stops_after_ten_wrong_codes() {
+    let relay = Relay::start();
+    let server = stdio_server();
+    let mut serve = Serve::start(
+        &relay,
+        &["--name", &support::unique("guesses"), "--code"],
+        &[server.to_str().unwrap()],
+    );
+    let code = serve.extra[1].clone();
+    let wrong = if code.starts_with('9') {
+        "1111-1111-1111"
+    } else {
+        "9999-9999-9999"
+    };
+    for attempt in 1..=10 {
+        let mut cmd = std::process::Command::new(support::bin());
+        cmd.args(support::connect_args(&serve.url))
+            .args(["--code", wrong])
+            .env("MCP_WEBRTC_TOKEN", TOKEN);
+        let mut guess = Proc::spawn("connect", cmd);
+        let status = guess.wait(LIMIT).expect("exits");
+        assert_eq!(
+            status.code(),
+            Some(4),
+            "attempt {attempt}: {}",
+            guess.stderr.text()
+        );
+        guess.stderr.expect("a wrong pairing code", LIMIT);
+    }
+    let status = serve.proc.wait(LIMIT).expect("serve stops");
+    assert_eq!(status.code(), Some(4));
+    serve.proc.stderr.expect(
+        "10 clients gave a wrong pairing code; restart serve for a new code",
+        LIMIT,
+    );
+    assert!(serve.child_pids().is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn without_pairing_the_same_rewrite_is_caught_only_by_dtls() {
     // The control: with --no-pairing nothing checks the SDP, and only the
