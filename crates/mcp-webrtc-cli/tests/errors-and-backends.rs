@@ -17,32 +17,9 @@ use std::process::Command;
 
 use support::{LIMIT, Proc, Relay, TOKEN, expect_gone, stdio_server};
 
-/// `connect` with a host on its stdin that initializes and lists tools,
-/// then keeps stdin open for 3 s.
+/// `connect ARGS` with a host that lists the tools, holding stdin 3 s.
 fn connect_listing(args: &[&str]) -> Proc {
-    connect_with_script(args, 3)
-}
-
-fn connect_with_script(args: &[&str], linger_s: u32) -> Proc {
-    let script = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}
-{"jsonrpc":"2.0","method":"notifications/initialized"}
-{"jsonrpc":"2.0","id":2,"method":"tools/list"}
-"#;
-    let quoted: Vec<String> = std::iter::once(support::bin().display().to_string())
-        .chain(args.iter().map(|a| (*a).to_owned()))
-        .map(|a| format!("'{a}'"))
-        .collect();
-    let mut shell = Command::new("sh");
-    shell
-        .args([
-            "-c",
-            &format!(
-                "(printf '%s' \"$SCRIPT\"; sleep {linger_s}) | exec {}",
-                quoted.join(" ")
-            ),
-        ])
-        .env("SCRIPT", script);
-    Proc::spawn("connect", shell)
+    support::cli_with_host(args, 3)
 }
 
 fn free_port() -> u16 {
@@ -214,7 +191,7 @@ fn a_host_that_closes_stdin_at_once_still_gets_its_answers() {
     let mut args: Vec<String> = support::connect_args(&serve.url);
     args.push(format!("--token={TOKEN}"));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut cmd = connect_with_script(&args, 0);
+    let mut cmd = support::cli_with_host(&args, 0);
     cmd.stdout.expect("\"greet\"", LIMIT);
     assert!(cmd.wait(LIMIT).expect("exits").success());
 }

@@ -29,28 +29,12 @@ fn serve_ours(relay: &Relay) -> Serve {
     )
 }
 
-/// `connect` with a host on its stdin that initializes and lists tools:
-/// it prints the tool list if the session works.
+/// `connect` to `url` with a host that lists the tools.
 fn connect_and_list(url: &str, extra: &[&str]) -> Proc {
-    let script = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}
-{"jsonrpc":"2.0","method":"notifications/initialized"}
-{"jsonrpc":"2.0","id":2,"method":"tools/list"}
-"#;
-    let mut shell = std::process::Command::new("sh");
-    let program = format!(
-        "(printf '%s' \"$SCRIPT\"; sleep 3) | exec {}",
-        std::iter::once(support::bin().display().to_string())
-            .chain(support::connect_args(url))
-            .chain(extra.iter().map(|a| (*a).to_owned()))
-            .map(|a| format!("'{a}'"))
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
-    shell
-        .args(["-c", &program])
-        .env("SCRIPT", script)
-        .env("MCP_WEBRTC_TOKEN", TOKEN);
-    Proc::spawn("connect", shell)
+    let args = support::connect_args(url);
+    let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
+    all.extend_from_slice(extra);
+    support::cli_with_host(&all, 3)
 }
 
 #[test]
@@ -204,26 +188,38 @@ async fn evil_relay(upstream: String, what: Rewrite) -> String {
     url
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_relay_that_swaps_in_its_own_offer_is_refused_by_the_client() {
+/// `serve` behind a relay that rewrites what `what` says, and a client
+/// that tries to connect through it (run to its end).
+async fn through_evil_relay(
+    what: Rewrite,
+    extra: &[&str],
+    client_extra: &'static [&'static str],
+) -> (Relay, Serve, Proc) {
     let relay = Relay::start();
-    let evil = evil_relay(relay.url.clone(), Rewrite::Offers).await;
+    let evil = evil_relay(relay.url.clone(), what).await;
     let server = stdio_server();
-    let serve = Serve::start_at(
-        &evil,
-        &["--name", &support::unique("evil-offer")],
-        &[server.to_str().unwrap()],
-    );
-    let mut client = tokio::task::spawn_blocking({
-        let url = serve.url.clone();
-        move || {
-            let mut client = connect(&url, TOKEN);
-            client.wait(LIMIT);
-            client
-        }
+    let name = support::unique("evil");
+    let mut args = vec!["--name", name.as_str()];
+    args.extend_from_slice(extra);
+    let serve = Serve::start_at(&evil, &args, &[server.to_str().unwrap()]);
+    let url = serve.url.clone();
+    let client = tokio::task::spawn_blocking(move || {
+        let mut cmd = std::process::Command::new(support::bin());
+        cmd.args(support::connect_args(&url))
+            .args(client_extra)
+            .env("MCP_WEBRTC_TOKEN", TOKEN);
+        let mut client = Proc::spawn("connect", cmd);
+        client.wait(LIMIT);
+        client
     })
     .await
     .unwrap();
+    (relay, serve, client)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_relay_that_swaps_in_its_own_offer_is_refused_by_the_client() {
+    let (_relay, serve, mut client) = through_evil_relay(Rewrite::Offers, &[], &[]).await;
     let status = client.wait(LIMIT).expect("exits");
     assert_eq!(status.code(), Some(4), "{}", client.stderr.text());
     client.stderr.expect("pairing failed: wrong secret, or someone altered the signaling (the offer does not match the pairing secret", LIMIT);
@@ -235,24 +231,7 @@ async fn a_relay_that_swaps_in_its_own_offer_is_refused_by_the_client() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_relay_that_swaps_in_its_own_answer_is_refused_by_the_server() {
-    let relay = Relay::start();
-    let evil = evil_relay(relay.url.clone(), Rewrite::Answers).await;
-    let server = stdio_server();
-    let serve = Serve::start_at(
-        &evil,
-        &["--name", &support::unique("evil-answer")],
-        &[server.to_str().unwrap()],
-    );
-    let mut client = tokio::task::spawn_blocking({
-        let url = serve.url.clone();
-        move || {
-            let mut client = connect(&url, TOKEN);
-            client.wait(LIMIT);
-            client
-        }
-    })
-    .await
-    .unwrap();
+    let (_relay, serve, mut client) = through_evil_relay(Rewrite::Answers, &[], &[]).await;
     serve.proc.stderr.expect(
         "session 1: set-up failed: pairing failed: wrong secret, or someone altered the signaling (the answer does not match the pairing secret",
         LIMIT,
@@ -358,28 +337,13 @@ fn serve_stops_after_ten_wrong_codes() {
 async fn without_pairing_the_same_rewrite_is_caught_only_by_dtls() {
     // The control: with --no-pairing nothing checks the SDP, and only the
     // DTLS handshake (which fails) keeps the relay out.
-    let relay = Relay::start();
-    let evil = evil_relay(relay.url.clone(), Rewrite::Offers).await;
-    let server = stdio_server();
-    let serve = Serve::start_at(
-        &evil,
-        &["--name", &support::unique("evil-plain"), "--no-pairing"],
-        &[server.to_str().unwrap()],
-    );
+    let (_relay, serve, mut client) = through_evil_relay(
+        Rewrite::Offers,
+        &["--no-pairing"],
+        &["--no-pairing", "--timeout", "5"],
+    )
+    .await;
     assert!(!serve.url.contains('#'));
-    let url = serve.url.clone();
-    let mut client = tokio::task::spawn_blocking(move || {
-        let mut cmd = std::process::Command::new(support::bin());
-        cmd.args(support::connect_args(&url))
-            .arg("--no-pairing")
-            .args(["--timeout", "5"])
-            .env("MCP_WEBRTC_TOKEN", TOKEN);
-        let mut client = Proc::spawn("connect", cmd);
-        client.wait(LIMIT);
-        client
-    })
-    .await
-    .unwrap();
     let status = client.wait(LIMIT).expect("exits");
     assert_eq!(status.code(), Some(5), "{}", client.stderr.text());
     assert!(!client.stderr.text().contains("pairing failed"));

@@ -348,3 +348,31 @@ pub fn connect(url: &str, token: &str) -> Proc {
     cmd.args(connect_args(url)).env("MCP_WEBRTC_TOKEN", token);
     Proc::spawn("connect", cmd)
 }
+
+/// The lines a minimal host writes: initialize, initialized, tools/list.
+pub const LIST_TOOLS: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}
+{"jsonrpc":"2.0","method":"notifications/initialized"}
+{"jsonrpc":"2.0","id":2,"method":"tools/list"}
+"#;
+
+/// `mcp-webrtc ARGS` with a host on its stdin that writes [`LIST_TOOLS`]
+/// and closes stdin `linger_s` seconds later; its stdout shows the tool
+/// list if the session works.
+pub fn cli_with_host(args: &[&str], linger_s: u32) -> Proc {
+    let quoted: Vec<String> = std::iter::once(bin().display().to_string())
+        .chain(args.iter().map(|a| (*a).to_owned()))
+        .map(|a| format!("'{a}'"))
+        .collect();
+    let mut shell = Command::new("sh");
+    shell
+        .args([
+            "-c",
+            &format!(
+                "(printf '%s' \"$SCRIPT\"; sleep {linger_s}) | exec {}",
+                quoted.join(" ")
+            ),
+        ])
+        .env("SCRIPT", LIST_TOOLS)
+        .env("MCP_WEBRTC_TOKEN", TOKEN);
+    Proc::spawn("connect", shell)
+}
