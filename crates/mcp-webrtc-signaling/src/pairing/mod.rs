@@ -1,29 +1,6 @@
 //! End-to-end pairing: both peers prove they know a shared secret, and bind
-//! their SDP (and so their DTLS certificate fingerprints) to it.
-//!
-//! [`PairedSignaling`] wraps any backend. Each offer and answer it sends
-//! carries an HMAC-SHA-256 of the whole SDP, keyed by the secret, in one
-//! extra attribute line at the end (`a=mcpw-pairing:<hex>`); each one it
-//! receives must carry a valid one, which it removes before handing the SDP
-//! on. The answer's code also covers the offer it answers, so an answer
-//! cannot be replayed into another session.
-//!
-//! What this gives, with a secret the relay never sees (see
-//! `docs/security.md`):
-//! - the relay, or anyone who can rewrite signaling, cannot substitute its
-//!   own SDP (its own DTLS certificate) on either side: the peer refuses it
-//!   with [`Error::PairingFailed`] before any ICE or DTLS starts;
-//! - DTLS then checks that the certificate the peer presents is the one in
-//!   the authenticated SDP, so the encrypted channel ends at the peer that
-//!   knows the secret.
-//!
-//! What it does not do: hide metadata from the relay (it still sees the SDP
-//! and candidates: addresses, timing); protect against a peer that knows the
-//! secret; or make a low-entropy secret safe against an offline guess by
-//! whoever records the signaling. [`PairingSecret::generate`] makes 128
-//! random bits. For a short code a person reads aloud, use
-//! [`PairedSignaling::with_code`] and a [`PairingCode`]: SPAKE2 derives the
-//! key from the code, and shows nothing to test guesses against.
+//! their SDP (and so their DTLS certificate fingerprints) to it. See
+//! [`PairedSignaling`].
 
 mod code;
 
@@ -125,8 +102,32 @@ impl PairingSecret {
 }
 
 /// Signaling in which both peers prove knowledge of a [`PairingSecret`] and
-/// authenticate their offer and answer with it. See the
-/// [module docs](self).
+/// authenticate their offer and answer with it, binding their SDP (and so
+/// their DTLS certificate fingerprints) to it.
+///
+/// It wraps any backend. Each offer and answer it sends
+/// carries an HMAC-SHA-256 of the whole SDP, keyed by the secret, in one
+/// extra attribute line at the end (`a=mcpw-pairing:<hex>`); each one it
+/// receives must carry a valid one, which it removes before handing the SDP
+/// on. The answer's code also covers the offer it answers, so an answer
+/// cannot be replayed into another session.
+///
+/// What this gives, with a secret the relay never sees (see
+/// `docs/security.md`):
+/// - the relay, or anyone who can rewrite signaling, cannot substitute its
+///   own SDP (its own DTLS certificate) on either side: the peer refuses it
+///   with [`Error::PairingFailed`] before any ICE or DTLS starts;
+/// - DTLS then checks that the certificate the peer presents is the one in
+///   the authenticated SDP, so the encrypted channel ends at the peer that
+///   knows the secret.
+///
+/// What it does not do: hide metadata from the relay (it still sees the SDP
+/// and candidates: addresses, timing); protect against a peer that knows the
+/// secret; or make a low-entropy secret safe against an offline guess by
+/// whoever records the signaling. [`PairingSecret::generate`] makes 128
+/// random bits. For a short code a person reads aloud, use
+/// [`PairedSignaling::with_code`] and a [`PairingCode`]: SPAKE2 derives the
+/// key from the code, and shows nothing to test guesses against.
 ///
 /// Candidates, end-of-candidates and bye pass unchanged: a rewritten
 /// candidate can at worst stop the connection, since DTLS only completes
