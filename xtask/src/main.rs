@@ -139,6 +139,7 @@ fn ci() -> Result<(), String> {
     step("cargo fmt --check", fmt)?;
 
     vectors_match()?;
+    js_client()?;
 
     let mut clippy = cargo();
     clippy.args([
@@ -180,6 +181,7 @@ fn ci() -> Result<(), String> {
         step(&format!("example {example}"), demo)?;
     }
     greeter_two_processes()?;
+    cli_installs()?;
 
     let mut benches = cargo();
     benches.args(["bench", "--workspace", "--locked", "--no-run"]);
@@ -192,6 +194,57 @@ fn ci() -> Result<(), String> {
     interop::run()?;
 
     println!("==> all CI steps passed");
+    Ok(())
+}
+
+/// The TypeScript package (`clients/js`): installed from its lockfile,
+/// type-checked, built, and tested against the same wire vectors as the
+/// Rust core.
+fn js_client() -> Result<(), String> {
+    let dir = workspace_root().join("clients/js");
+    let steps: [(&str, &[&str]); 4] = [
+        ("clients/js: npm ci", &["ci", "--no-audit", "--no-fund"]),
+        ("clients/js: typecheck", &["run", "typecheck"]),
+        ("clients/js: build", &["run", "build"]),
+        ("clients/js: node tests", &["test"]),
+    ];
+    for (name, args) in steps {
+        let mut npm = Command::new("npm");
+        npm.args(args).current_dir(&dir);
+        step(name, npm)?;
+    }
+    Ok(())
+}
+
+/// `cargo install --path crates/mcp-webrtc-cli` works (into `target/`, with
+/// the release build the examples already made), and the installed
+/// command runs.
+fn cli_installs() -> Result<(), String> {
+    let root = workspace_root().join("target/cli-install");
+    let mut install = cargo();
+    install
+        .args([
+            "install",
+            "--locked",
+            "--path",
+            "crates/mcp-webrtc-cli",
+            "--root",
+        ])
+        .arg(&root)
+        .arg("--target-dir")
+        .arg(workspace_root().join("target"));
+    step("cargo install --path crates/mcp-webrtc-cli", install)?;
+    let out = Command::new(root.join("bin/mcp-webrtc"))
+        .arg("--version")
+        .output()
+        .map_err(|e| format!("the installed mcp-webrtc does not run: {e}"))?;
+    let version = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() || !version.starts_with("mcp-webrtc ") {
+        return Err(format!(
+            "the installed mcp-webrtc --version printed {version:?}"
+        ));
+    }
+    println!("==> installed {}", version.trim());
     Ok(())
 }
 
