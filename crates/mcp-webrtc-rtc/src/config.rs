@@ -323,13 +323,31 @@ impl PeerConfig {
             .collect()
     }
 
-    /// The ICE timeouts `(disconnected, failed, keepalive)` that make a dead
-    /// peer reach "failed" within `dead_peer_timeout`: failure comes after
-    /// about disconnected + failed of silence (measured: 2 s + 2 s with a
-    /// 500 ms keepalive fails 3.4 s after a SIGKILL).
+    /// The ICE timeouts `(disconnected, failed, keepalive)`.
+    ///
+    /// - `disconnected` (35% of the dead-peer timeout): ICE reports a
+    ///   connected peer "disconnected" after this much silence, and the
+    ///   connection declares it gone after as long again
+    ///   ([`Self::dead_peer_grace`]): about 3.5 s at the default 5 s,
+    ///   measured 3.4 s after a SIGKILL.
+    /// - `failed`: the stack also fails a set-up still checking after
+    ///   `disconnected + failed`. With `failed` as short as `disconnected`,
+    ///   a set-up on a busy machine failed with "no candidate pair worked"
+    ///   after 3.5 s; so `failed` is 10 s (at most the handshake timeout),
+    ///   and liveness after set-up does not wait for it.
     pub(crate) fn ice_timeouts(&self) -> (Duration, Duration, Duration) {
-        let part = self.dead_peer_timeout.mul_f64(0.35);
+        let part = self.dead_peer_grace();
         let keepalive = self.dead_peer_timeout.mul_f64(0.1);
-        (part, part, keepalive)
+        let failed = self
+            .handshake_timeout
+            .min(Duration::from_secs(10))
+            .max(part);
+        (part, failed, keepalive)
+    }
+
+    /// How long a connected peer may stay "disconnected" (ICE) before the
+    /// connection declares it gone.
+    pub(crate) fn dead_peer_grace(&self) -> Duration {
+        self.dead_peer_timeout.mul_f64(0.35)
     }
 }

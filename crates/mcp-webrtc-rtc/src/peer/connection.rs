@@ -10,7 +10,9 @@ use mcp_webrtc_signaling::{SignalMessage, Signaling};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use webrtc::data_channel::{DataChannel, DataChannelEvent};
-use webrtc::peer_connection::{PeerConnection, RTCIceCandidateInit, RTCPeerConnectionState};
+use webrtc::peer_connection::{
+    PeerConnection, RTCIceCandidateInit, RTCIceConnectionState, RTCPeerConnectionState,
+};
 
 use super::handshake::{CandidateBudget, HandshakeTimings};
 use crate::{Error, Phase, Result};
@@ -72,6 +74,12 @@ pub struct Connection {
     pub(super) info: ChannelInfo,
     pub(super) timings: HandshakeTimings,
     pub(super) state: watch::Receiver<RTCPeerConnectionState>,
+    /// ICE's own state: a peer "disconnected" for longer than
+    /// `dead_peer_grace` is gone, whatever the peer connection says.
+    pub(super) ice: watch::Receiver<RTCIceConnectionState>,
+    pub(super) dead_peer_grace: Duration,
+    /// Why the peer was found gone, once it was (sticky).
+    pub(super) lost: std::sync::OnceLock<String>,
     pub(super) peer_bye: watch::Receiver<bool>,
     pub(super) closing: AtomicBool,
     pub(super) send_timeout: Duration,
@@ -92,7 +100,7 @@ impl std::fmt::Debug for Connection {
 }
 
 /// Wait until the peer connection failed (or closed); the reason.
-async fn gone(mut state: watch::Receiver<RTCPeerConnectionState>) -> String {
+async fn pc_gone(mut state: watch::Receiver<RTCPeerConnectionState>) -> String {
     match state
         .wait_for(|s| {
             matches!(
@@ -110,7 +118,58 @@ async fn gone(mut state: watch::Receiver<RTCPeerConnectionState>) -> String {
     }
 }
 
+/// Wait until ICE has stayed disconnected (or failed) for `grace`.
+async fn ice_lost(mut ice: watch::Receiver<RTCIceConnectionState>, grace: Duration) {
+    use RTCIceConnectionState as S;
+    // Bounded by the connection: each pass waits for a loss, then for the
+    // peer to come back within the grace.
+    loop {
+        if ice
+            .wait_for(|s| matches!(s, S::Disconnected | S::Failed))
+            .await
+            .is_err()
+        {
+            return std::future::pending().await;
+        }
+        // The guard `wait_for` returns is dropped inside, so that the
+        // future stays `Send`.
+        let back = async {
+            ice.wait_for(|s| matches!(s, S::Connected | S::Completed))
+                .await
+                .is_ok()
+        };
+        match tokio::time::timeout(grace, back).await {
+            Err(_) => return,
+            Ok(true) => {}
+            Ok(false) => return std::future::pending().await,
+        }
+    }
+}
+
+/// Wait until the peer is gone: the peer connection failed or closed, or
+/// ICE stayed disconnected past the grace; the reason.
+async fn gone(
+    state: watch::Receiver<RTCPeerConnectionState>,
+    ice: watch::Receiver<RTCIceConnectionState>,
+    grace: Duration,
+) -> String {
+    tokio::select! {
+        reason = pc_gone(state) => reason,
+        () = ice_lost(ice, grace) => "the peer stopped answering (ICE disconnected)".to_owned(),
+    }
+}
+
 impl Connection {
+    /// Wait until the peer is gone; remember why, so that later calls fail
+    /// at once.
+    async fn gone(&self) -> String {
+        if let Some(reason) = self.lost.get() {
+            return reason.clone();
+        }
+        let reason = gone(self.state.clone(), self.ice.clone(), self.dead_peer_grace).await;
+        self.lost.get_or_init(|| reason.clone()).clone()
+    }
+
     /// What the channel is: label, protocol, size limits.
     #[must_use]
     pub fn info(&self) -> &ChannelInfo {
@@ -130,6 +189,11 @@ impl Connection {
         if *self.peer_bye.borrow() {
             return Err(Error::PeerGone {
                 reason: "the peer said bye".into(),
+            });
+        }
+        if let Some(reason) = self.lost.get() {
+            return Err(Error::PeerGone {
+                reason: reason.clone(),
             });
         }
         if *self.state.borrow() == RTCPeerConnectionState::Failed {
@@ -182,7 +246,7 @@ impl Connection {
         self.check_size(text.len())?;
         tokio::select! {
             r = self.dc.send_text(text) => r.map_err(|e| self.map_send_error(e, text.len())),
-            reason = gone(self.state.clone()) => Err(Error::PeerGone { reason }),
+            reason = self.gone() => Err(Error::PeerGone { reason }),
             () = tokio::time::sleep(self.send_timeout) => Err(Error::SendTimeout { after: self.send_timeout }),
         }
     }
@@ -197,7 +261,7 @@ impl Connection {
         self.check_size(size)?;
         tokio::select! {
             r = self.dc.send(data) => r.map_err(|e| self.map_send_error(e, size)),
-            reason = gone(self.state.clone()) => Err(Error::PeerGone { reason }),
+            reason = self.gone() => Err(Error::PeerGone { reason }),
             () = tokio::time::sleep(self.send_timeout) => Err(Error::SendTimeout { after: self.send_timeout }),
         }
     }
@@ -234,7 +298,7 @@ impl Connection {
                     }
                     Some(_) => {}
                 },
-                reason = gone(self.state.clone()) => {
+                reason = self.gone() => {
                     return if self.closing.load(Ordering::Acquire) {
                         Err(Error::Closed)
                     } else {
