@@ -285,6 +285,13 @@ pub async fn connect(
         // not pass for the peer's bye.
         hs.signaling_open,
     ));
+    let (lost_tx, lost) = watch::channel(None);
+    let liveness_task = runtime.spawn(super::connection::watch_liveness(
+        hs.state.clone(),
+        hs.ice.clone(),
+        config.dead_peer_grace(),
+        lost_tx,
+    ));
     Ok(Connection {
         pc,
         dc,
@@ -292,9 +299,8 @@ pub async fn connect(
         info,
         timings,
         state: hs.state,
-        ice: hs.ice,
-        dead_peer_grace: config.dead_peer_grace(),
-        lost: std::sync::OnceLock::new(),
+        lost,
+        liveness_task,
         peer_bye,
         closing: AtomicBool::new(false),
         send_timeout: config.send_timeout,

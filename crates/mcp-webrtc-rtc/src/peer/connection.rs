@@ -74,12 +74,10 @@ pub struct Connection {
     pub(super) info: ChannelInfo,
     pub(super) timings: HandshakeTimings,
     pub(super) state: watch::Receiver<RTCPeerConnectionState>,
-    /// ICE's own state: a peer "disconnected" for longer than
-    /// `dead_peer_grace` is gone, whatever the peer connection says.
-    pub(super) ice: watch::Receiver<RTCIceConnectionState>,
-    pub(super) dead_peer_grace: Duration,
-    /// Why the peer was found gone, once it was (sticky).
-    pub(super) lost: std::sync::OnceLock<String>,
+    /// Why the peer is gone, once it is (sticky): set by the liveness task,
+    /// which watches the peer connection and ICE for the whole session.
+    pub(super) lost: watch::Receiver<Option<String>>,
+    pub(super) liveness_task: tokio::task::JoinHandle<()>,
     pub(super) peer_bye: watch::Receiver<bool>,
     pub(super) closing: AtomicBool,
     pub(super) send_timeout: Duration,
@@ -146,6 +144,18 @@ async fn ice_lost(mut ice: watch::Receiver<RTCIceConnectionState>, grace: Durati
     }
 }
 
+/// The liveness task: one future for the whole session, so that the grace
+/// runs from when ICE lost the peer, however often callers wait on it.
+pub(super) async fn watch_liveness(
+    state: watch::Receiver<RTCPeerConnectionState>,
+    ice: watch::Receiver<RTCIceConnectionState>,
+    grace: Duration,
+    lost: watch::Sender<Option<String>>,
+) {
+    let reason = gone(state, ice, grace).await;
+    let _ = lost.send(Some(reason));
+}
+
 /// Wait until the peer is gone: the peer connection failed or closed, or
 /// ICE stayed disconnected past the grace; the reason.
 async fn gone(
@@ -160,14 +170,22 @@ async fn gone(
 }
 
 impl Connection {
-    /// Wait until the peer is gone; remember why, so that later calls fail
-    /// at once.
-    async fn gone(&self) -> String {
-        if let Some(reason) = self.lost.get() {
-            return reason.clone();
+    /// The error for a loss: `Closed` if we are closing.
+    fn gone_error(&self, reason: String) -> Error {
+        if self.closing.load(Ordering::Acquire) {
+            Error::Closed
+        } else {
+            Error::PeerGone { reason }
         }
-        let reason = gone(self.state.clone(), self.ice.clone(), self.dead_peer_grace).await;
-        self.lost.get_or_init(|| reason.clone()).clone()
+    }
+
+    /// Wait until the liveness task finds the peer gone; why.
+    async fn gone(&self) -> String {
+        let mut lost = self.lost.clone();
+        match lost.wait_for(Option::is_some).await {
+            Ok(reason) => reason.clone().unwrap_or_default(),
+            Err(_) => "the peer connection is gone".to_owned(),
+        }
     }
 
     /// What the channel is: label, protocol, size limits.
@@ -191,10 +209,8 @@ impl Connection {
                 reason: "the peer said bye".into(),
             });
         }
-        if let Some(reason) = self.lost.get() {
-            return Err(Error::PeerGone {
-                reason: reason.clone(),
-            });
+        if let Some(reason) = self.lost.borrow().clone() {
+            return Err(Error::PeerGone { reason });
         }
         if *self.state.borrow() == RTCPeerConnectionState::Failed {
             return Err(Error::PeerGone {
@@ -246,7 +262,7 @@ impl Connection {
         self.check_size(text.len())?;
         tokio::select! {
             r = self.dc.send_text(text) => r.map_err(|e| self.map_send_error(e, text.len())),
-            reason = self.gone() => Err(Error::PeerGone { reason }),
+            reason = self.gone() => Err(self.gone_error(reason)),
             () = tokio::time::sleep(self.send_timeout) => Err(Error::SendTimeout { after: self.send_timeout }),
         }
     }
@@ -261,7 +277,7 @@ impl Connection {
         self.check_size(size)?;
         tokio::select! {
             r = self.dc.send(data) => r.map_err(|e| self.map_send_error(e, size)),
-            reason = self.gone() => Err(Error::PeerGone { reason }),
+            reason = self.gone() => Err(self.gone_error(reason)),
             () = tokio::time::sleep(self.send_timeout) => Err(Error::SendTimeout { after: self.send_timeout }),
         }
     }
@@ -298,13 +314,8 @@ impl Connection {
                     }
                     Some(_) => {}
                 },
-                reason = self.gone() => {
-                    return if self.closing.load(Ordering::Acquire) {
-                        Err(Error::Closed)
-                    } else {
-                        Err(Error::PeerGone { reason })
-                    };
-                }
+                // A bye is checked before the loss it causes, so that a
+                // peer that said bye ends the stream cleanly.
                 true = async { bye.wait_for(|b| *b).await.is_ok() } => {
                     // The peer said bye. It closes its channel after its
                     // data, so drain briefly in case the bye overtook them.
@@ -313,6 +324,7 @@ impl Connection {
                         Ok(None) | Err(_) => Ok(None),
                     };
                 }
+                reason = self.gone() => return Err(self.gone_error(reason)),
             }
         }
     }
@@ -387,6 +399,7 @@ impl Connection {
         let draining = Instant::now();
         while draining.elapsed() < drain
             && *self.state.borrow() == RTCPeerConnectionState::Connected
+            && self.lost.borrow().is_none()
             && self.dc.outstanding_bytes().await.unwrap_or(0) > 0
         {
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -435,6 +448,7 @@ const BYE_GRACE: Duration = Duration::from_millis(300);
 
 impl Drop for Connection {
     fn drop(&mut self) {
+        self.liveness_task.abort();
         if self.pc_closed.load(Ordering::Acquire) {
             return;
         }
