@@ -3,7 +3,7 @@
 //! messages only.
 
 use mcp_webrtc::Role;
-use mcp_webrtc::signaling::{CodeSide, PairingCode, PairingSecret, Signaling, TcpSignaling};
+use mcp_webrtc::signaling::{PairingCode, PairingSecret, Signaling, TcpSignaling};
 use tokio_util::sync::CancellationToken;
 
 use crate::args::ConnectArgs;
@@ -165,12 +165,9 @@ pub(crate) async fn run(args: ConnectArgs, stop: CancellationToken) -> Result<()
     let what = target.what.clone();
     let (mut channel, took) = tokio::select! {
         opened = async {
-            let side = match common.role_or(Role::Answerer) {
-                Role::Offerer => CodeSide::Offerer,
-                Role::Answerer => CodeSide::Answerer,
-            };
-            let sig = paired(target.signaling, &target.pairing, side, &what, common.timeout()).await?;
-            open(common, common.role_or(Role::Answerer), sig, &what).await
+            let role = common.role_or(Role::Answerer);
+            let sig = paired(target.signaling, &target.pairing, role, &what, common.timeout()).await?;
+            open(common, role, sig, &what).await
         } => opened?,
         () = stop.cancelled() => return Err(CliError::Interrupted),
     };

@@ -38,6 +38,13 @@ pub(crate) struct Settings {
 }
 
 impl Settings {
+    /// Count a set-up before it starts, so that a burst of clients cannot
+    /// pass the budget check before any of them is counted; the session
+    /// gives it back.
+    pub(crate) fn begin_setup(&self) {
+        self.setting_up.fetch_add(1, Ordering::AcqRel);
+    }
+
     /// A client gave a wrong code.
     pub(crate) fn wrong_code(&self) {
         let n = self
@@ -143,6 +150,7 @@ async fn one(
     sig: Box<dyn Signaling>,
     stop: CancellationToken,
 ) -> Result<(), CliError> {
+    settings.begin_setup();
     let outcome = session(Arc::clone(&settings), 1, sig, stop.clone()).await;
     if settings.too_many_wrong.is_cancelled() {
         return Err(too_many_wrong());
@@ -234,6 +242,7 @@ async fn host(
                     tokio::spawn(async move { let _ = sig.refuse(&reason).await; });
                     continue;
                 }
+                settings.begin_setup();
                 let settings = Arc::clone(&settings);
                 let stop = stop.clone();
                 let n = next;

@@ -5,8 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use mcp_webrtc::Role;
-use mcp_webrtc::signaling::{CodeSide, Signaling};
+use mcp_webrtc::signaling::Signaling;
 use tokio_util::sync::CancellationToken;
 
 use crate::bridge::{LineReader, Stopped, lines_to_peer, peer_to_stream};
@@ -21,11 +20,6 @@ use crate::signal::{Pairing, paired};
 pub(crate) struct Slot<'a>(&'a AtomicUsize);
 
 impl<'a> Slot<'a> {
-    fn take(count: &'a AtomicUsize) -> Slot<'a> {
-        count.fetch_add(1, Ordering::AcqRel);
-        Slot(count)
-    }
-
     /// A place if fewer than `max` are taken.
     fn take_within(count: &'a AtomicUsize, max: usize) -> Option<Slot<'a>> {
         count
@@ -58,14 +52,12 @@ pub(crate) async fn session(
 ) -> Result<(), CliError> {
     let common = &settings.args.common;
     let level = common.log_level;
-    let setting_up = Slot::take(&settings.setting_up);
+    // The caller counted this set-up (`Settings::begin_setup`) before
+    // starting it; the slot gives it back however the set-up ends.
+    let setting_up = Slot(&settings.setting_up);
     let opened = tokio::select! {
         opened = async {
-            let side = match settings.role {
-                Role::Offerer => CodeSide::Offerer,
-                Role::Answerer => CodeSide::Answerer,
-            };
-            let sig = paired(sig, &settings.pairing, side, "this server", common.timeout()).await?;
+            let sig = paired(sig, &settings.pairing, settings.role, "this server", common.timeout()).await?;
             open(common, settings.role, sig, "this server").await
         } => opened,
         () = stop.cancelled() => return Err(CliError::Interrupted),

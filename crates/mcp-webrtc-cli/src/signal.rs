@@ -170,7 +170,7 @@ impl Signaling for Unpaired {
             let message = self.0.recv().await?;
             let pairs = match &message {
                 Some(SignalMessage::Offer(sdp) | SignalMessage::Answer(sdp)) => {
-                    sdp.contains("\na=mcpw-pairing:")
+                    mcp_webrtc::signaling::carries_pairing_code(sdp)
                 }
                 Some(SignalMessage::Pairing(_)) => true,
                 _ => false,
@@ -186,6 +186,14 @@ impl Signaling for Unpaired {
 
     fn close(&mut self) -> BoxFuture<'_, mcp_webrtc::signaling::Result<()>> {
         self.0.close()
+    }
+}
+
+/// The pairing side of a WebRTC role: the answerer confirms a code first.
+fn code_side(role: mcp_webrtc::Role) -> CodeSide {
+    match role {
+        mcp_webrtc::Role::Offerer => CodeSide::Offerer,
+        mcp_webrtc::Role::Answerer => CodeSide::Answerer,
     }
 }
 
@@ -205,7 +213,7 @@ pub(crate) enum Pairing {
 pub(crate) async fn paired(
     signaling: Box<dyn Signaling>,
     pairing: &Pairing,
-    side: CodeSide,
+    role: mcp_webrtc::Role,
     what: &str,
     timeout: std::time::Duration,
 ) -> Result<Box<dyn Signaling>, CliError> {
@@ -213,7 +221,7 @@ pub(crate) async fn paired(
         Pairing::Off => Box::new(Unpaired(signaling)),
         Pairing::Secret(secret) => Box::new(PairedSignaling::new(signaling, secret.clone())),
         Pairing::Code(code) => Box::new(
-            PairedSignaling::with_code(signaling, code, side, timeout)
+            PairedSignaling::with_code(signaling, code, code_side(role), timeout)
                 .await
                 .map_err(|e| from_signaling(&e, what))?,
         ),

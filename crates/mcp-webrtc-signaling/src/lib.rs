@@ -61,7 +61,7 @@ pub use error::{Error, Result};
 pub use lines::LineSignaling;
 pub use memory::MemorySignaling;
 pub use message::{Dialect, SignalMessage};
-pub use pairing::{CodeSide, PairedSignaling, PairingCode, PairingSecret};
+pub use pairing::{CodeSide, PairedSignaling, PairingCode, PairingSecret, carries_pairing_code};
 #[cfg(feature = "stdio")]
 pub use stdio::CopyPasteSignaling;
 #[cfg(feature = "tcp")]

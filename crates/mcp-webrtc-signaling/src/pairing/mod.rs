@@ -172,6 +172,13 @@ fn body_of(sdp: String) -> String {
     }
 }
 
+/// Whether a description carries a pairing code (its peer pairs), valid or
+/// not: for a side without a secret, to say so instead of failing later.
+#[must_use]
+pub fn carries_pairing_code(sdp: &str) -> bool {
+    split(sdp).is_some()
+}
+
 pub(crate) fn hex(bytes: &[u8]) -> String {
     PairingSecret(bytes.to_vec()).to_text()
 }
