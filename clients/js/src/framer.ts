@@ -36,6 +36,10 @@ export class SendError extends Error {
     /** Why. */
     readonly kind: SendErrorKind,
     message: string,
+    /** The message's size in bytes. */
+    readonly size: number = 0,
+    /** The limit it exceeded, in bytes (0 when not a size refusal). */
+    readonly limit: number = 0,
   ) {
     super(message);
     this.name = "SendError";
@@ -157,7 +161,7 @@ export class Framer {
     }
     if (this.peer) {
       if (BigInt(bytes.length) > this.peerMax()) {
-        throw new SendError("MessageTooLarge", `message of ${bytes.length} bytes > the peer's limit ${this.peerMax()}`);
+        throw new SendError("MessageTooLarge", `message of ${bytes.length} bytes > the peer's limit ${this.peerMax()}`, bytes.length, Number(this.peerMax()));
       }
       this.enqueueChunked(bytes);
       return;
@@ -171,6 +175,8 @@ export class Framer {
     throw new SendError(
       this.gaveUpOnHello ? "NoPeerHello" : "MessageTooLarge",
       `message of ${bytes.length} bytes > the channel's limit ${this.channelMax} (${reason})`,
+      bytes.length,
+      this.channelMax,
     );
   }
 
@@ -253,7 +259,7 @@ export class Framer {
       for (const bytes of this.waiting.splice(0)) {
         this.queued -= bytes.length;
         if (BigInt(bytes.length) > this.peerMax()) {
-          this.rejected.push({ message: bytes, error: new SendError("MessageTooLarge", `message of ${bytes.length} bytes > the peer's limit ${this.peerMax()}`) });
+          this.rejected.push({ message: bytes, error: new SendError("MessageTooLarge", `message of ${bytes.length} bytes > the peer's limit ${this.peerMax()}`, bytes.length, Number(this.peerMax())) });
         } else {
           this.enqueueChunked(bytes);
         }

@@ -1,0 +1,288 @@
+/**
+ * The MCP TypeScript SDK's `Transport` (`@modelcontextprotocol/sdk` 1.x) over
+ * a WebRTC data channel, for either role: pass it to `Client.connect` or
+ * `McpServer.connect`. Messages of any size up to the peer's limit travel
+ * chunked between mcp-webrtc peers; toward the reference packages the
+ * channel stays plain (one JSON text per message, at most 256 KiB).
+ */
+
+import { Framer, SendError, type FramerConfig, type Role, type Transmit, type WireMode } from "./framer.js";
+import { openPeer, type OpenPeer, type PeerOptions } from "./peer.js";
+
+/**
+ * One JSON-RPC message, as the SDK's `JSONRPCMessage` (structurally: this
+ * package needs the SDK only for types, so it adds nothing to a bundle).
+ */
+export type JsonRpcMessage = { jsonrpc: "2.0" } & Record<string, unknown>;
+
+/** What a `Transport` needs, matching `@modelcontextprotocol/sdk/shared/transport.js`. */
+export interface TransportLike {
+  start(): Promise<void>;
+  send(message: JsonRpcMessage): Promise<void>;
+  close(): Promise<void>;
+  onclose?: (() => void) | undefined;
+  onerror?: ((error: Error) => void) | undefined;
+  onmessage?: ((message: JsonRpcMessage) => void) | undefined;
+  sessionId?: string | undefined;
+}
+
+/** Why a session failed or a message was refused. */
+export type TransportErrorKind = "NotStarted" | "Closed" | "InvalidMessage" | "MessageTooLarge" | "PeerGone" | "Framing";
+
+/** A transport failure that names what went wrong. */
+export class TransportError extends Error {
+  constructor(
+    /** What kind of failure. */
+    readonly kind: TransportErrorKind,
+    message: string,
+  ) {
+    super(message);
+    this.name = "TransportError";
+  }
+}
+
+/** Settings of the transport beyond set-up. */
+export interface WebRtcTransportOptions extends PeerOptions {
+  /** Framer settings (frame size, limits, timers); the Rust core's defaults otherwise. */
+  framer?: Partial<FramerConfig>;
+  /** ICE "disconnected" this long means the peer is gone: 3.5 s (as the Rust side). */
+  deadPeerMs?: number;
+  /** How long `close` waits for queued messages to go out: 2 s. */
+  closeTimeoutMs?: number;
+}
+
+/** Counters, for tests and for people. */
+export interface TransportStats {
+  messagesSent: number;
+  messagesReceived: number;
+  invalidMessages: number;
+  oversizeResultsAnswered: number;
+}
+
+const HIGH_WATER = 1024 * 1024;
+const LOW_WATER = 256 * 1024;
+const CHANNEL_CAP = 262_144;
+
+function isResponse(m: JsonRpcMessage): boolean {
+  return "id" in m && ("result" in m || "error" in m) && !("method" in m);
+}
+
+/** MCP over one WebRTC data channel. */
+export class WebRtcTransport implements TransportLike {
+  onclose?: (() => void) | undefined;
+  onerror?: ((error: Error) => void) | undefined;
+  onmessage?: ((message: JsonRpcMessage) => void) | undefined;
+  sessionId?: string | undefined;
+
+  /** Counters of this session. */
+  readonly stats: TransportStats = { messagesSent: 0, messagesReceived: 0, invalidMessages: 0, oversizeResultsAnswered: 0 };
+
+  private peer: OpenPeer | null = null;
+  private framer: Framer | null = null;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private disconnectTimer: ReturnType<typeof setTimeout> | undefined;
+  private ended = false;
+  private drained: (() => void)[] = [];
+
+  constructor(private readonly options: WebRtcTransportOptions) {}
+
+  /** The wire mode in use (`plain` until the HELLO exchange, or for good toward the references). */
+  get mode(): WireMode | null {
+    return this.framer?.mode ?? null;
+  }
+
+  /** The role this side plays on the channel. */
+  get role(): Role {
+    return this.options.role;
+  }
+
+  /** Open the channel (the SDK calls this from `connect`). Rejects with a `ConnectError`. */
+  async start(): Promise<void> {
+    if (this.peer) throw new TransportError("Closed", "start called twice");
+    let peer: OpenPeer;
+    try {
+      peer = await openPeer(this.options);
+    } catch (e) {
+      await this.options.signaling.close().catch(() => {});
+      throw e;
+    }
+    this.peer = peer;
+    const limit = Math.min(peer.maxMessageSize === null ? 65536 : peer.maxMessageSize === 0 ? CHANNEL_CAP : peer.maxMessageSize, CHANNEL_CAP);
+    const sctp = (peer.pc as { sctp?: { maxMessageSize?: number } | null }).sctp;
+    const channelMax = sctp?.maxMessageSize && sctp.maxMessageSize > 0 ? Math.min(limit, sctp.maxMessageSize) : limit;
+    const frameSize = Math.min(this.options.framer?.frameSize ?? 16 * 1024, channelMax);
+    this.framer = new Framer(this.options.role, peer.channel.protocol, channelMax, Date.now(), { ...this.options.framer, frameSize });
+    const ch = peer.channel;
+    ch.bufferedAmountLowThreshold = LOW_WATER;
+    ch.onbufferedamountlow = () => this.flush();
+    ch.onmessage = (ev: MessageEvent) => this.receive(ev.data);
+    ch.onclose = () => this.end(new TransportError("PeerGone", "the data channel closed"));
+    peer.pc.oniceconnectionstatechange = () => this.iceState();
+    peer.pc.onconnectionstatechange = () => {
+      const s = peer.pc.connectionState;
+      if (s === "failed" || s === "closed") this.end(new TransportError("PeerGone", `the peer connection is ${s}`));
+    };
+    void peer.signalingDone.then((why) => {
+      // A bye ends the session; lost signaling is not a bye (the channel lives on).
+      if (why === "bye") this.end(null);
+    });
+    this.flush();
+  }
+
+  private iceState(): void {
+    const pc = this.peer?.pc;
+    if (!pc) return;
+    const s = pc.iceConnectionState;
+    if (s === "disconnected") {
+      if (this.disconnectTimer === undefined) {
+        const ms = this.options.deadPeerMs ?? 3_500;
+        this.disconnectTimer = setTimeout(() => this.end(new TransportError("PeerGone", `the peer is gone: no answer to ICE checks for ${ms} ms`)), ms);
+      }
+    } else {
+      clearTimeout(this.disconnectTimer);
+      this.disconnectTimer = undefined;
+      if (s === "failed" || s === "closed") this.end(new TransportError("PeerGone", `ICE ${s}`));
+    }
+  }
+
+  private report(error: Error): void {
+    this.onerror?.(error);
+  }
+
+  private receive(data: unknown): void {
+    const framer = this.framer;
+    if (!framer || this.ended) return;
+    let text: string | null;
+    try {
+      if (typeof data === "string") text = framer.receiveText(data);
+      else if (data instanceof ArrayBuffer) text = framer.receiveBinary(new Uint8Array(data), Date.now());
+      else if (ArrayBuffer.isView(data)) text = framer.receiveBinary(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), Date.now());
+      else text = null;
+    } catch (e) {
+      this.stats.invalidMessages += 1;
+      this.report(new TransportError("Framing", (e as Error).message));
+      this.flush();
+      return;
+    }
+    this.flush();
+    if (text === null) return;
+    let message: unknown;
+    try {
+      message = JSON.parse(text);
+    } catch (e) {
+      this.stats.invalidMessages += 1;
+      this.report(new TransportError("InvalidMessage", `a message from the peer is not JSON: ${(e as Error).message}`));
+      return;
+    }
+    if (typeof message !== "object" || message === null || Array.isArray(message) || (message as { jsonrpc?: unknown }).jsonrpc !== "2.0") {
+      this.stats.invalidMessages += 1;
+      this.report(new TransportError("InvalidMessage", "a message from the peer is not a JSON-RPC 2.0 object"));
+      return;
+    }
+    this.stats.messagesReceived += 1;
+    this.onmessage?.(message as JsonRpcMessage);
+  }
+
+  /** Hand the framer's frames to the channel while it has room; then arm the timer. */
+  private flush(): void {
+    const framer = this.framer;
+    const ch = this.peer?.channel;
+    if (!framer || !ch || this.ended) return;
+    for (;;) {
+      const rejected = framer.pollRejected();
+      if (!rejected) break;
+      this.report(new TransportError("MessageTooLarge", rejected.error.message));
+    }
+    while (ch.readyState === "open" && ch.bufferedAmount < HIGH_WATER) {
+      const t: Transmit | null = framer.pollTransmit();
+      if (!t) break;
+      if (t.kind === "text") ch.send(t.text);
+      else ch.send(t.data as Uint8Array<ArrayBuffer>);
+    }
+    clearTimeout(this.timer);
+    const due = framer.pollTimeout();
+    if (due !== null) {
+      this.timer = setTimeout(() => {
+        for (const e of framer.handleTimeout(Date.now())) this.report(new TransportError("Framing", e.message));
+        this.flush();
+      }, Math.max(0, due - Date.now()));
+    }
+    if (framer.queuedBytes === 0 && ch.bufferedAmount === 0) for (const d of this.drained.splice(0)) d();
+  }
+
+  /**
+   * Send one message. A response too large for the peer becomes a JSON-RPC
+   * error to its request ("result too large for this peer"), as on the Rust
+   * side; a request or notification that is too large rejects.
+   */
+  async send(message: JsonRpcMessage): Promise<void> {
+    const framer = this.framer;
+    if (!framer) throw new TransportError("NotStarted", "send before start");
+    if (this.ended) throw new TransportError("Closed", "the session is closed");
+    const text = JSON.stringify(message);
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      try {
+        framer.send(text);
+        break;
+      } catch (e) {
+        if (!(e instanceof SendError)) throw e;
+        if (e.kind === "QueueFull" && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, 5));
+          if (this.ended) throw new TransportError("Closed", "the session closed while the message waited");
+          continue;
+        }
+        if (e.kind === "MessageTooLarge" && isResponse(message)) {
+          framer.send(
+            JSON.stringify({
+              jsonrpc: "2.0",
+              id: message.id,
+              error: { code: -32603, message: `result too large for this peer: ${e.size} bytes > limit ${e.limit}`, data: { size: e.size, limit: e.limit } },
+            }),
+          );
+          this.stats.oversizeResultsAnswered += 1;
+          break;
+        }
+        throw new TransportError(e.kind === "QueueFull" ? "Closed" : "MessageTooLarge", e.message);
+      }
+    }
+    this.stats.messagesSent += 1;
+    this.flush();
+  }
+
+  /** Wait (bounded) for what is queued to go out, say bye, and close. Harmless twice. */
+  async close(): Promise<void> {
+    if (this.ended) return;
+    const framer = this.framer;
+    const ch = this.peer?.channel;
+    if (framer && ch && ch.readyState === "open" && (framer.queuedBytes > 0 || ch.bufferedAmount > 0)) {
+      const done = new Promise<void>((r) => this.drained.push(r));
+      const ms = this.options.closeTimeoutMs ?? 2_000;
+      await Promise.race([done, new Promise((r) => setTimeout(r, ms))]);
+    }
+    this.end(null);
+  }
+
+  private end(error: TransportError | null): void {
+    if (this.ended) return;
+    this.ended = true;
+    clearTimeout(this.timer);
+    clearTimeout(this.disconnectTimer);
+    for (const d of this.drained.splice(0)) d();
+    if (error) this.report(error);
+    const peer = this.peer;
+    void this.options.signaling.close().catch(() => {});
+    if (peer) {
+      peer.channel.onclose = null;
+      peer.pc.onconnectionstatechange = null;
+      peer.pc.oniceconnectionstatechange = null;
+      try {
+        peer.channel.close();
+      } catch {
+        // already closed
+      }
+      peer.pc.close();
+    }
+    this.onclose?.();
+  }
+}

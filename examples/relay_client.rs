@@ -1,0 +1,105 @@
+//! An rmcp client that reaches an MCP server through the mcp-webrtc relay:
+//! a server's host name (as `mcp-webrtc serve` registers, or a browser page
+//! that serves tools), or a room. It lists the tools, calls one with JSON
+//! arguments, and prints both as JSON lines (`TOOLS …`, `RESULT …`).
+//!
+//! ```sh
+//! cargo run --example relay_client --features signaling-websocket -- \
+//!     --relay ws://127.0.0.1:8787 --name page-demo --token T \
+//!     --call reverse --args '{"text":"hello"}'
+//! ```
+#![allow(clippy::print_stdout)]
+
+use std::error::Error;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use mcp_webrtc::WebRtcTransport;
+use mcp_webrtc::rmcp::ServiceExt;
+use mcp_webrtc::rmcp::model::CallToolRequestParams;
+use mcp_webrtc::signaling::relay_protocol::{client_url, room_url};
+use mcp_webrtc::signaling::{
+    PairedSignaling, PairingSecret, Signaling, WebSocketOptions, WebSocketSignaling,
+};
+
+#[derive(Debug, Parser)]
+struct Args {
+    /// The relay: ws://HOST:PORT.
+    #[arg(long)]
+    relay: String,
+    /// The server's host name at the relay.
+    #[arg(long, conflicts_with = "room", required_unless_present = "room")]
+    name: Option<String>,
+    /// A room to join instead (the server offers there).
+    #[arg(long)]
+    room: Option<String>,
+    /// The relay token.
+    #[arg(long, env = "MCP_WEBRTC_TOKEN")]
+    token: Option<String>,
+    /// The pairing secret (hex), if the server pairs.
+    #[arg(long, env = "MCP_WEBRTC_SECRET")]
+    secret: Option<String>,
+    /// The tool to call.
+    #[arg(long)]
+    call: Option<String>,
+    /// Its arguments, a JSON object.
+    #[arg(long, default_value = "{}")]
+    args: String,
+    /// Local UDP addresses for WebRTC (repeatable). Default: every interface.
+    #[arg(long)]
+    bind: Vec<SocketAddr>,
+    /// Give up on the set-up after this many seconds.
+    #[arg(long, default_value_t = 20)]
+    timeout: u64,
+}
+
+async fn run(args: Args) -> Result<(), Box<dyn Error + Send + Sync>> {
+    let arguments: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&args.args)
+        .map_err(|e| format!("--args must be a JSON object: {e}"))?;
+    let url = match (&args.name, &args.room) {
+        (Some(name), _) => client_url(&args.relay, name),
+        (None, Some(room)) => room_url(&args.relay, room),
+        (None, None) => return Err("give --name or --room".into()),
+    };
+    let mut options = WebSocketOptions::default();
+    if let Some(token) = &args.token {
+        options = options.with_token(token.clone());
+    }
+    let ws = WebSocketSignaling::connect(&url, options).await?;
+    let signaling: Box<dyn Signaling> = match &args.secret {
+        Some(secret) => Box::new(PairedSignaling::new(ws, PairingSecret::parse(secret)?)),
+        None => Box::new(ws),
+    };
+    let mut builder =
+        WebRtcTransport::builder().handshake_timeout(Duration::from_secs(args.timeout));
+    if !args.bind.is_empty() {
+        builder = builder.bind(args.bind.clone());
+    }
+    let transport = builder.client(signaling).await?;
+    let handle = transport.handle();
+    let client = ().serve(transport).await?;
+    let tools = client.list_all_tools().await?;
+    println!("TOOLS {}", serde_json::to_string(&tools)?);
+    println!("MODE {:?}", handle.wire_mode());
+    if let Some(tool) = args.call {
+        let result = client
+            .call_tool(CallToolRequestParams::new(tool).with_arguments(arguments))
+            .await?;
+        println!("RESULT {}", serde_json::to_string(&result)?);
+    }
+    client.cancel().await?;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run(Args::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("relay_client: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
