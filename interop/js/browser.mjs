@@ -10,7 +10,7 @@
 //   DEMO_DIR       the built page (clients/js/dist/demo)
 //   SCREENSHOT_DIR where the screenshots go (target/browser-interop)
 //   CHROMIUM       the browser (/usr/bin/chromium by default)
-// Prints one `CELL <name> ok|FAIL <detail>` line per check; exits 1 on any failure.
+// Prints one `CELL <name>\t<ok|FAIL>\t<detail>` line per check; exits 1 on any failure.
 
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -42,7 +42,7 @@ const FLAGS = [
 
 let failures = 0;
 function cell(name, ok, detail = "") {
-  console.log(`CELL ${name} ${ok ? "ok" : "FAIL"}${detail ? ` ${detail}` : ""}`);
+  console.log(`CELL ${name}\t${ok ? "ok" : "FAIL"}\t${String(detail).replace(/\s+/g, " ")}`);
   if (!ok) failures += 1;
 }
 

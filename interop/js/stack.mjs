@@ -65,10 +65,11 @@ export async function startRelay(bin) {
 /**
  * `mcp-webrtc serve` in front of a stdio MCP server, registered as `name`.
  * Resolves with the `mcpw://…#secret` line it prints (pairing on), or the
- * relay URL (`pairing: false`).
+ * relay URL (`pairing: false`). WebRTC binds to 127.0.0.1 only unless
+ * `bind` says otherwise (`null`: every interface, as a user's demo needs).
  */
-export async function startServe(bin, relay, name, command, { pairing = true, extra = [] } = {}) {
-  const args = ["serve", "--signal", relay.url, "--name", name, "--token", relay.token, "--bind", "127.0.0.1:0", ...(pairing ? [] : ["--no-pairing"]), ...extra, "--", ...command];
+export async function startServe(bin, relay, name, command, { pairing = true, bind = "127.0.0.1:0", extra = [] } = {}) {
+  const args = ["serve", "--signal", relay.url, "--name", name, "--token", relay.token, ...(bind ? ["--bind", bind] : []), ...(pairing ? [] : ["--no-pairing"]), ...extra, "--", ...command];
   const { child, match } = await spawnUntil(bin, args, pairing ? /connect '(mcpw:\/\/[^']+)'/ : /waiting for a peer/, { name: `serve ${name}` });
   return { child, line: pairing ? match[1] : null };
 }

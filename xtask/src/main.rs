@@ -3,7 +3,10 @@
 //! - `ci`: everything CI checks: formatting, clippy with warnings denied, the
 //!   whole test suite, the docs with warnings denied, and the examples as
 //!   smoke tests.
-//! - `interop`: the interop matrix against the pinned Python packages.
+//! - `interop`: the interop matrix against the pinned Python packages;
+//!   `--browser` and `--node`: the TypeScript package in headless Chromium
+//!   and in Node, against Rust peers (and the TypeScript reference's stack).
+//! - `demo`: the browser demo, with a relay and a Rust server, on loopback.
 //! - `bench`: the criterion benchmarks; writes their medians into
 //!   `docs/performance.md`.
 #![forbid(unsafe_code)]
@@ -19,8 +22,15 @@ usage: cargo xtask <command>
 
 commands:
   ci      fmt check, clippy -D warnings, tests, docs -D warnings, example smoke runs
-  interop run the interop matrix against the pinned Python reference (makes
-          a venv under target/ on first use)
+  interop [--browser | --node | --all]
+          the interop matrix against the pinned Python reference (makes a
+          venv under target/ on first use); --browser: the demo page in
+          headless Chromium against Rust peers (installs Debian's chromium
+          and playwright-core); --node: simple-peer on @roamhq/wrtc (the
+          TypeScript reference's stack) and mcp-webrtc-channel in Node
+  demo [PORT]
+          the relay, a Rust MCP server behind `mcp-webrtc serve`, and the
+          browser demo page on http://127.0.0.1:PORT (8080); until Ctrl-C
   fuzz [SECONDS]
           run every cargo-fuzz target for SECONDS (default 30) each; needs
           `cargo install cargo-fuzz`, and uses RUSTC_BOOTSTRAP=1 on stable
@@ -33,6 +43,7 @@ commands:
 mod bench;
 mod bench_cli;
 mod interop;
+mod js_interop;
 mod mcp_interop;
 
 fn main() -> ExitCode {
@@ -44,7 +55,16 @@ fn main() -> ExitCode {
             Some("references") => bench::run_references(),
             Some(other) => Err(format!("unknown bench `{other}`\n\n{USAGE}")),
         },
-        Some("interop") => interop::run(),
+        Some("interop") => match args.next().as_deref() {
+            None => interop::run(),
+            Some("--browser") => js_interop::browser(),
+            Some("--node") => js_interop::node(),
+            Some("--all") => interop::run()
+                .and_then(|()| js_interop::node())
+                .and_then(|()| js_interop::browser()),
+            Some(other) => Err(format!("unknown interop option `{other}`\n\n{USAGE}")),
+        },
+        Some("demo") => js_interop::demo(args.next().as_deref()),
         Some("fuzz") => fuzz(args.next().as_deref()),
         Some("-h" | "--help" | "help") => {
             print!("{USAGE}");
@@ -104,7 +124,7 @@ const EXAMPLES: &[&str] = &[
 
 /// Make sure a program the tests need is on the machine: install its Debian
 /// package when running as root (as CI does), or say how.
-fn require_program(program: &str, package: &str) -> Result<(), String> {
+pub(crate) fn require_program(program: &str, package: &str) -> Result<(), String> {
     let present = Command::new("sh")
         .args(["-c", &format!("command -v {program}")])
         .output()
@@ -192,6 +212,8 @@ fn ci() -> Result<(), String> {
     step("fuzz targets build", fuzz)?;
 
     interop::run()?;
+    js_interop::node()?;
+    js_interop::browser()?;
 
     println!("==> all CI steps passed");
     Ok(())

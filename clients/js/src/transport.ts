@@ -81,6 +81,7 @@ export class WebRtcTransport implements TransportLike {
   private framer: Framer | null = null;
   private timer: ReturnType<typeof setTimeout> | undefined;
   private disconnectTimer: ReturnType<typeof setTimeout> | undefined;
+  private poll: ReturnType<typeof setTimeout> | undefined;
   private ended = false;
   private drained: (() => void)[] = [];
 
@@ -193,12 +194,20 @@ export class WebRtcTransport implements TransportLike {
       if (!rejected) break;
       this.report(new TransportError("MessageTooLarge", rejected.error.message));
     }
-    while (ch.readyState === "open" && ch.bufferedAmount < HIGH_WATER) {
+    let more = false;
+    while (ch.readyState === "open") {
+      if (ch.bufferedAmount >= HIGH_WATER) {
+        more = true;
+        break;
+      }
       const t: Transmit | null = framer.pollTransmit();
       if (!t) break;
       if (t.kind === "text") ch.send(t.text);
       else ch.send(t.data as Uint8Array<ArrayBuffer>);
     }
+    // `bufferedamountlow` wakes us; a poll too, for bindings that never fire it.
+    clearTimeout(this.poll);
+    if (more) this.poll = setTimeout(() => this.flush(), 20);
     clearTimeout(this.timer);
     const due = framer.pollTimeout();
     if (due !== null) {
@@ -267,6 +276,7 @@ export class WebRtcTransport implements TransportLike {
     if (this.ended) return;
     this.ended = true;
     clearTimeout(this.timer);
+    clearTimeout(this.poll);
     clearTimeout(this.disconnectTimer);
     for (const d of this.drained.splice(0)) d();
     if (error) this.report(error);
