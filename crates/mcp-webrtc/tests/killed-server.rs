@@ -47,6 +47,14 @@ impl Drop for KillOnDrop {
 }
 
 fn main() -> ExitCode {
+    // RUST_LOG=… shows the stack's log on stderr (both processes), to
+    // diagnose a failing run.
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -83,7 +91,11 @@ async fn a_killed_server_fails_pending_and_new_calls_fast() {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .env(CHILD, "1")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(if std::env::var_os("RUST_LOG").is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        })
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();

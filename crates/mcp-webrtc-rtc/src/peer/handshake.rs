@@ -160,6 +160,12 @@ impl Handshake<'_> {
         }
         match self.sig.send(message).await {
             Ok(()) => Ok(()),
+            // A message the dialect cannot carry (aiortc's has no
+            // end-of-candidates) says nothing about the channel: taking it
+            // for a loss stopped us reading the peer's candidates, and on
+            // loopback both sides could end with none ("no candidate pair
+            // worked").
+            Err(e @ mcp_webrtc_signaling::Error::Unrepresentable { .. }) => Err(e.into()),
             Err(e) if self.exchanged() && !e.is_per_message() => {
                 tracing::debug!(error = %e, "signaling lost after the exchange; going on");
                 self.signaling_open = false;
