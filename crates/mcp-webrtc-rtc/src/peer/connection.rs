@@ -404,10 +404,17 @@ impl Connection {
         {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        // 2. Close the channel, and give the close a moment to go out.
-        let _ = tokio::time::timeout(Duration::from_millis(500), self.dc.close()).await;
+        // 2. Close the channel, and give the close a moment to go out; a
+        // peer that is gone will never acknowledge it, so then don't wait.
+        let gone = self.lost.borrow().is_some();
+        let (close_for, settle_for) = if gone {
+            (Duration::from_millis(50), Duration::ZERO)
+        } else {
+            (Duration::from_millis(500), Duration::from_millis(300))
+        };
+        let _ = tokio::time::timeout(close_for, self.dc.close()).await;
         let closing = Instant::now();
-        while closing.elapsed() < Duration::from_millis(300)
+        while closing.elapsed() < settle_for
             && !matches!(
                 self.dc.ready_state().await,
                 Ok(webrtc::data_channel::RTCDataChannelState::Closed) | Err(_)
