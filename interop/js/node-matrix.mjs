@@ -224,11 +224,25 @@ async function ourNodeServerToRustClient(relay) {
   host.close();
 }
 
+async function wrongTokenIsRefused(relay) {
+  const started = Date.now();
+  const error = await WebSocketSignaling.connect(clientUrl(relay.url, "for-ours"), { token: "not-the-token", WebSocket }).then(
+    () => null,
+    (e) => e,
+  );
+  cell(
+    "our-node-client: a wrong relay token is refused, clearly and at once",
+    error?.kind === "Relay" && /relay closed the connection/.test(error.message) && Date.now() - started < 5_000,
+    error ? error.message : "connected",
+  );
+}
+
 const bin = env("MCP_WEBRTC");
 const relay = await startRelay(bin);
 await attempt("rust-server→reference-client", () => rustServerToReferenceClient(bin, relay));
 await attempt("reference-server→rust-client", () => referenceServerToRustClient(relay));
 await attempt("rust-server→our-node-client", () => rustServerToOurNodeClient(bin, relay));
 await attempt("our-node-server→rust-client", () => ourNodeServerToRustClient(relay));
+await attempt("our-node-client: wrong token", () => wrongTokenIsRefused(relay));
 // @roamhq/wrtc may crash at exit with peers still open: every peer is closed above.
 process.exit(failures ? 1 : 0);

@@ -12,6 +12,7 @@ import {
   type Signaling,
   MAX_SIGNAL_BYTES,
   decodeSignal,
+  deliverInto,
   encodeSignal,
   withTimeout,
 } from "./signaling.js";
@@ -145,19 +146,7 @@ export class WebSocketSignaling implements Signaling {
     ws.onmessage = (ev) => {
       const text = textOf(ev.data);
       if (text === null) return this.onNotice("a binary signaling message: ignored");
-      try {
-        const d = decodeSignal(text);
-        if (d.kind === "message") {
-          if (d.message.type === "bye") this.inbox.finish(null);
-          else this.inbox.push(d.message);
-        } else if (d.kind === "notice") {
-          this.onNotice(`the relay: ${d.reason}`);
-        } else {
-          this.onNotice("a session notice on a session's own room: ignored");
-        }
-      } catch (e) {
-        this.onNotice((e as Error).message);
-      }
+      deliverInto(this.inbox, text, this.onNotice);
     };
     ws.onclose = (ev) => {
       if (ev.code === 1000) this.inbox.finish(null);

@@ -221,6 +221,26 @@ export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): P
 }
 
 /**
+ * Decode one received text into `inbox`: a bye ends it; the relay's notices,
+ * texts that are not messages, and malformed ones go to `onNotice`.
+ */
+export function deliverInto(inbox: Inbox<SignalMessage>, text: string, onNotice: (reason: string) => void): void {
+  try {
+    const d = decodeSignal(text);
+    if (d.kind === "message") {
+      if (d.message.type === "bye") inbox.finish(null);
+      else inbox.push(d.message);
+    } else if (d.kind === "notice") {
+      onNotice(`the relay: ${d.reason}`);
+    } else {
+      onNotice("a session notice on a session's own signaling: ignored");
+    }
+  } catch (e) {
+    onNotice((e as Error).message);
+  }
+}
+
+/**
  * The adapter for a channel the page already has (a chat, an agent link, a
  * `BroadcastChannel`, a WebSocket of its own): give it a function that sends
  * one text, and hand it each received text with {@link ChannelSignaling.deliver}.
@@ -240,17 +260,7 @@ export class ChannelSignaling implements Signaling {
 
   /** One text from the peer. */
   deliver(text: string): void {
-    try {
-      const d = decodeSignal(text);
-      if (d.kind === "message") {
-        if (d.message.type === "bye") this.inbox.finish(null);
-        else this.inbox.push(d.message);
-      } else if (d.kind === "notice") {
-        this.onNotice(d.reason);
-      }
-    } catch (e) {
-      this.onNotice((e as Error).message);
-    }
+    deliverInto(this.inbox, text, this.onNotice);
   }
 
   /** The channel is gone without a bye. */
