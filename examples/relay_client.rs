@@ -8,7 +8,7 @@
 //!     --relay ws://127.0.0.1:8787 --name page-demo --token T \
 //!     --call reverse --args '{"text":"hello"}'
 //! ```
-#![allow(clippy::print_stdout)]
+#![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::error::Error;
 use std::net::SocketAddr;

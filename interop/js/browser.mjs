@@ -128,14 +128,32 @@ try {
   cell("browser-5mib-result-by-hash", !big.error && big.bytes === size && big.verified, `${big.bytes} bytes, sha256 ${big.sha256}, ${big.meta}`);
   await page.screenshot({ path: join(shots, "client.png"), fullPage: true });
 
+  // 1b. The page checks the server's offer: a wrong secret, or none, is refused before any MCP message.
+  const tryConnect = async (server) => {
+    const p = await browser.newPage();
+    await p.goto(`${env("PAGE_URL")}#${fragment}`);
+    await p.fill("#server", server);
+    await p.click("#connect");
+    await p.waitForSelector('#status[data-state="ok"], #status[data-state="bad"]', { timeout: 30_000 });
+    const result = { state: await p.getAttribute("#status", "data-state"), text: await p.textContent("#status") };
+    await p.close();
+    return result;
+  };
+  const line = env("SERVER_LINE");
+  const wrongSecret = line.replace(/#([0-9a-f]+)$/, (_, hex) => `#${hex.slice(0, -1)}${hex.endsWith("0") ? "1" : "0"}`);
+  const mismatch = await tryConnect(wrongSecret);
+  cell("page-refuses-a-server-with-another-secret", mismatch.state === "bad" && /pairing failed: the offer does not match/.test(mismatch.text ?? ""), JSON.stringify(mismatch.text));
+  const unpaired = await tryConnect("demo");
+  cell("page-without-the-secret-is-told-the-server-pairs", unpaired.state === "bad" && /the peer pairs/.test(unpaired.text ?? ""), JSON.stringify(unpaired.text));
+
   // 2. The page serves tools; a Rust rmcp client calls one through the relay.
   const serving = await browser.newPage();
   serving.on("pageerror", (e) => console.error(`[serving page error] ${e.message}`));
   await serving.goto(`${env("PAGE_URL")}#${new URLSearchParams({ relay: env("RELAY"), token: env("RELAY_TOKEN"), mode: "serve", host: "page-demo" })}`);
   await serving.click("#serve");
   await serving.waitForSelector("#connect-line[data-url]", { timeout: 15_000 });
-  const line = await serving.getAttribute("#connect-line", "data-url");
-  const secret = (line ?? "").split("#")[1] ?? "";
+  const served = await serving.getAttribute("#connect-line", "data-url");
+  const secret = (served ?? "").split("#")[1] ?? "";
   const text = "WebRTC from Rust to a page";
   const rust = await run(
     env("RELAY_CLIENT"),
@@ -151,8 +169,8 @@ try {
     rust.code === 0 ? JSON.stringify(result?.content?.[0]?.text) : `exit ${rust.code}: ${rust.err.trim().split("\n").slice(-3).join(" | ")}`,
   );
   const toolsLine = rust.out.split("\n").find((l) => l.startsWith("TOOLS "));
-  const served = toolsLine ? JSON.parse(toolsLine.slice(6)).map((t) => t.name) : [];
-  cell("rust-client-lists-page-tools", served.includes("page_info") && served.includes("reverse"), JSON.stringify(served));
+  const pageTools = toolsLine ? JSON.parse(toolsLine.slice(6)).map((t) => t.name) : [];
+  cell("rust-client-lists-page-tools", pageTools.includes("page_info") && pageTools.includes("reverse"), JSON.stringify(pageTools));
   const modeLine = rust.out.split("\n").find((l) => l.startsWith("MODE "));
   cell("page-server-chunked", modeLine === "MODE Chunked", JSON.stringify(modeLine));
   await serving.waitForFunction(() => Number(document.getElementById("serve-log")?.dataset.calls ?? 0) >= 2, null, { timeout: 5_000 }).catch(() => {});
@@ -169,7 +187,7 @@ try {
   );
   const after = await serving.$eval("#serve-log", (el) => el.textContent ?? "");
   cell(
-    "page-refuses-wrong-secret",
+    "a-rust-client-with-another-secret-refuses-the-page-and-no-tool-runs",
     wrong.code !== 0 && /pairing/i.test(wrong.err) && !/reverse "x"/.test(after),
     `exit ${wrong.code}: ${wrong.err.trim().split("\n").slice(-1)[0]} (calls logged before ${before})`,
   );

@@ -212,6 +212,8 @@ async function ourNodeServerToRustClient(relay) {
     await server.connect(transport);
   })();
   const rust = await runRust(["--relay", relay.url, "--name", name, "--token", relay.token, "--secret", secret, "--bind", "127.0.0.1:0", "--call", "blob", "--args", JSON.stringify({ bytes: BIG })]);
+  // Ends a still-waiting accept (a client that never came).
+  host.close();
   await accepted.catch(() => {});
   const result = JSON.parse(rust.get("RESULT") ?? "null");
   const body = result?.content?.[0]?.text ?? "";

@@ -84,7 +84,13 @@ export function startStatic(root, port = 0) {
       res.writeHead(405).end();
       return;
     }
-    const path = decodeURIComponent(new URL(req.url ?? "/", "http://x").pathname);
+    let path;
+    try {
+      path = decodeURIComponent(new URL(req.url ?? "/", "http://x").pathname);
+    } catch {
+      res.writeHead(400).end();
+      return;
+    }
     const file = normalize(join(base, path.endsWith("/") ? `${path}index.html` : path));
     if (file !== base && !file.startsWith(base + sep)) {
       res.writeHead(403).end();

@@ -18,6 +18,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use crate::{cargo, require_program, step, workspace_root};
 
@@ -47,7 +48,10 @@ fn build_binaries() -> Result<Binaries, String> {
         "--example",
         "relay_client",
     ]);
-    step("build mcp-webrtc, stdio_server, relay_client (release)", build)?;
+    step(
+        "build mcp-webrtc, stdio_server, relay_client (release)",
+        build,
+    )?;
     let release = workspace_root().join("target/release");
     Ok(Binaries {
         cli: release.join("mcp-webrtc"),
@@ -69,7 +73,11 @@ fn prepare_js() -> Result<(), String> {
     let root = workspace_root();
     let client = root.join("clients/js");
     if !client.join("node_modules").exists() {
-        npm(&client, "clients/js: npm ci", &["ci", "--no-audit", "--no-fund"])?;
+        npm(
+            &client,
+            "clients/js: npm ci",
+            &["ci", "--no-audit", "--no-fund"],
+        )?;
     }
     npm(&client, "clients/js: build", &["run", "build"])?;
     npm(
@@ -91,13 +99,27 @@ fn script(name: &str, bins: &Binaries) -> Command {
     node
 }
 
-/// Run one script and print its `CELL` lines as a table.
+/// Run one script (at most ten minutes) and print its `CELL` lines as a table.
 fn cells(title: &str, mut cmd: Command) -> Result<(), String> {
     println!("==> {title}");
-    let output = cmd
+    let mut child = cmd
+        .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
-        .output()
+        .spawn()
         .map_err(|e| format!("{title}: could not run node: {e}"))?;
+    let mut out = child.stdout.take().ok_or("no stdout")?;
+    let reader = std::thread::spawn(move || {
+        let mut text = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut out, &mut text);
+        text
+    });
+    let status = crate::wait_bounded(&mut child, Duration::from_secs(600))
+        .map_err(|e| format!("{title}: {e}"))?;
+    let output = std::process::Output {
+        status,
+        stdout: reader.join().unwrap_or_default(),
+        stderr: Vec::new(),
+    };
     let stdout = String::from_utf8_lossy(&output.stdout);
     let mut table = Vec::new();
     for line in stdout.lines() {
@@ -112,7 +134,11 @@ fn cells(title: &str, mut cmd: Command) -> Result<(), String> {
         // `<name>\t<ok|FAIL>\t<detail>`
         let mut parts = cell.splitn(3, '\t');
         let name = parts.next().unwrap_or_default();
-        let mark = if parts.next() == Some("ok") { "pass" } else { "FAIL" };
+        let mark = if parts.next() == Some("ok") {
+            "pass"
+        } else {
+            "FAIL"
+        };
         let detail = parts.next().unwrap_or_default();
         failed |= mark == "FAIL";
         println!("  {name:<72}  {mark}  {detail}");

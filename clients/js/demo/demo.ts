@@ -230,6 +230,10 @@ function pageServer(session: number, modeOf: () => string | null): McpServer {
   return server;
 }
 
+/** Clients in set-up at once, and sessions open at once. */
+const MAX_SETTING_UP = 4;
+const MAX_SESSIONS = 16;
+
 async function serve(): Promise<void> {
   const button = $<HTMLButtonElement>("serve");
   button.disabled = true;
@@ -252,6 +256,8 @@ async function serve(): Promise<void> {
   $("connect-box").hidden = false;
   setStatus("serve-status", `Serving as "${name}". Waiting for agents (each one is paired with the secret after # in the line below).`, "ok");
   let sessions = 0;
+  let settingUp = 0;
+  let open = 0;
   for (;;) {
     let signaling: WebSocketSignaling | null;
     try {
@@ -262,14 +268,32 @@ async function serve(): Promise<void> {
       return;
     }
     if (!signaling) return;
+    if (settingUp >= MAX_SETTING_UP || open >= MAX_SESSIONS) {
+      // A page is a small server: turn clients away rather than pile up peer connections.
+      logCall(`a client was turned away (${open} sessions, ${settingUp} setting up)`);
+      await signaling.send({ type: "refused", reason: "the page is busy: try again later" }).catch(() => {});
+      await signaling.close();
+      continue;
+    }
     sessions += 1;
     const n = sessions;
     const transport = new WebRtcTransport({ signaling: new PairedSignaling(signaling, secret), role: "offerer" });
     const server = pageServer(n, () => transport.mode);
+    settingUp += 1;
     server
       .connect(transport)
-      .then(() => logCall(`session ${n}: an agent connected`))
-      .catch((e: Error) => logCall(`session ${n}: set-up failed: ${e.message}`));
+      .then(() => {
+        open += 1;
+        logCall(`session ${n}: an agent connected`);
+        server.server.onclose = () => {
+          open -= 1;
+          logCall(`session ${n}: ended`);
+        };
+      })
+      .catch((e: Error) => logCall(`session ${n}: set-up failed: ${e.message}`))
+      .finally(() => {
+        settingUp -= 1;
+      });
     transport.onerror = (e) => console.warn(`session ${n}:`, e.message);
   }
 }

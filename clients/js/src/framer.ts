@@ -147,10 +147,14 @@ export class Framer {
     return this.peer.maxMessageSize < this.peer.maxBufferedBytes ? this.peer.maxMessageSize : this.peer.maxBufferedBytes;
   }
 
-  /** Queue one message (the UTF-8 JSON of one JSON-RPC message). */
-  send(message: string | Uint8Array): void {
+  /**
+   * Queue one message (the UTF-8 JSON of one JSON-RPC message). An empty
+   * queue takes any one message, as the Rust core's does; `force` skips
+   * the queue limit (for the small error replies a transport makes up).
+   */
+  send(message: string | Uint8Array, force = false): void {
     const bytes = typeof message === "string" ? encoder.encode(message) : message;
-    if (this.queued + bytes.length > this.config.maxQueuedBytes) {
+    if (!force && this.queued > 0 && this.queued + bytes.length > this.config.maxQueuedBytes) {
       throw new SendError("QueueFull", `${this.queued} bytes queued; the limit is ${this.config.maxQueuedBytes}`);
     }
     const asText = this.modeNow === "chunked" ? bytes.length <= this.config.frameSize : bytes.length <= this.channelMax;

@@ -55,11 +55,15 @@ export interface PairingUrl {
 
 /** Read the line `mcp-webrtc serve` prints. */
 export function parsePairingUrl(url: string): PairingUrl {
-  const m = /^(mcpws?):\/\/([^/#?]+)\/([^/#?]+)\/?(?:#(.*))?$/.exec(url.trim());
+  const m = /^(mcpws?):\/\/([^/#?]+)\/([^/#?]+)\/?(?:(#)(.*))?$/.exec(url.trim());
+  // Never echo the fragment: it is the secret.
+  const shown = JSON.stringify(url.trim().replace(/#.*$/, "#…"));
   if (!m || !m[1] || !m[2] || !m[3]) {
-    throw new SignalingError("Malformed", `${JSON.stringify(url)} is not an mcpw://RELAY:PORT/NAME#SECRET URL`);
+    throw new SignalingError("Malformed", `${shown} is not an mcpw://RELAY:PORT/NAME#SECRET URL`);
   }
-  return { relay: `${m[1] === "mcpws" ? "wss" : "ws"}://${m[2]}`, name: decodeURIComponent(m[3]), secret: m[4] ? m[4] : null };
+  if (m[4] && !m[5]) throw new SignalingError("Malformed", `${shown}: the secret after # is empty`);
+  if (m[5]) parseSecret(m[5]);
+  return { relay: `${m[1] === "mcpws" ? "wss" : "ws"}://${m[2]}`, name: m[3], secret: m[5] ? m[5] : null };
 }
 
 function bodyOf(sdp: string): string {

@@ -10,6 +10,7 @@
 import { SignalingError, type CandidateInit, type SignalMessage, type Signaling } from "./signaling.js";
 import type { Role } from "./framer.js";
 import { PROTOCOL } from "./wire.js";
+import { carriesPairingCode } from "./pairing.js";
 
 /** An `RTCPeerConnection` constructor (`globalThis.RTCPeerConnection` by default). */
 export type PeerConnectionConstructor = new (config?: RTCConfiguration) => RTCPeerConnection;
@@ -65,6 +66,16 @@ export interface OpenPeer {
 export function sdpMaxMessageSize(sdp: string): number | null {
   const m = /^a=max-message-size:(\d+)\s*$/m.exec(sdp);
   return m && m[1] ? Number(m[1]) : null;
+}
+
+/**
+ * A description that still carries a pairing code reached a side without
+ * the secret (`PairedSignaling` strips it): say so, rather than fail later.
+ */
+function unpairedCheck(sdp: string, what: string): void {
+  if (carriesPairingCode(sdp)) {
+    throw new ConnectError("pairing", `the peer pairs (its ${what} carries a pairing code): give the secret, from the #… of its mcpw:// line`);
+  }
 }
 
 function candidateOf(c: RTCIceCandidate): CandidateInit {
@@ -170,6 +181,7 @@ export async function openPeer(options: PeerOptions): Promise<OpenPeer> {
         switch (m.type) {
           case "offer":
             if (options.role !== "answerer" || remoteSet) break;
+            unpairedCheck(m.sdp, "offer");
             remoteSdp = m.sdp;
             await pc.setRemoteDescription({ type: "offer", sdp: m.sdp }).catch((e: Error) => {
               throw new ConnectError("sdp", `the peer's offer was refused: ${e.message}`);
@@ -181,6 +193,7 @@ export async function openPeer(options: PeerOptions): Promise<OpenPeer> {
             break;
           case "answer":
             if (options.role !== "offerer" || remoteSet) break;
+            unpairedCheck(m.sdp, "answer");
             remoteSdp = m.sdp;
             await pc.setRemoteDescription({ type: "answer", sdp: m.sdp }).catch((e: Error) => {
               throw new ConnectError("sdp", `the peer's answer was refused: ${e.message}`);
@@ -213,16 +226,16 @@ export async function openPeer(options: PeerOptions): Promise<OpenPeer> {
     }
   })();
 
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timer = setTimeout(() => {
+    const state = `ICE ${pc.iceConnectionState}, connection ${pc.connectionState}`;
+    fail(new ConnectError("timeout", `the data channel did not open within ${timeoutMs} ms (${remoteSet ? state : "no answer from the peer"})`));
+  }, timeoutMs);
   try {
     if (options.role === "offerer") {
       await pc.setLocalDescription(await pc.createOffer());
-      await describe("offer");
+      // The send may never settle (a channel of the caller's): the timer bounds it.
+      await Promise.race([describe("offer"), outcome]);
     }
-    timer = setTimeout(() => {
-      const state = `ICE ${pc.iceConnectionState}, connection ${pc.connectionState}`;
-      fail(new ConnectError("timeout", `the data channel did not open within ${timeoutMs} ms (${remoteSet ? state : "no answer from the peer"})`));
-    }, timeoutMs);
     const channel = await outcome;
     return { pc, channel, maxMessageSize: sdpMaxMessageSize(remoteSdp), remoteSdp, signalingDone };
   } catch (e) {

@@ -114,24 +114,35 @@ function textOf(data: unknown): string | null {
   return null;
 }
 
-async function open(url: string, options: RelayOptions): Promise<WebSocketLike> {
+function create(url: string, options: RelayOptions): WebSocketLike {
   const Ctor = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
   if (!Ctor) throw new SignalingError("Unsupported", "no WebSocket class: pass `WebSocket` (the `ws` package in Node 20)");
-  const ws = new Ctor(withToken(url, options.token));
+  return new Ctor(withToken(url, options.token));
+}
+
+/**
+ * Wait (bounded) for the connection to open. The caller's handlers are
+ * installed before this, in the same tick as the socket was made, so
+ * nothing the relay sends at once (a message it held for us) is missed.
+ */
+async function opened(ws: WebSocketLike, url: string, options: RelayOptions): Promise<void> {
   const shown = url.replace(/\?.*$/, "");
-  const opened = new Promise<void>((resolve, reject) => {
+  const onClose = ws.onclose;
+  const open = new Promise<void>((resolve, reject) => {
     ws.onopen = () => resolve();
     ws.onerror = () => {};
-    ws.onclose = (ev) => reject(new SignalingError("Relay", `${shown}: ${describeClose(ev.code, ev.reason)}`, ev.code));
+    ws.onclose = (ev) => {
+      onClose?.(ev);
+      reject(new SignalingError("Relay", `${shown}: ${describeClose(ev.code, ev.reason)}`, ev.code));
+    };
   });
   try {
-    await withTimeout(opened, options.connectTimeoutMs ?? 10_000, `connecting to ${shown}`);
+    await withTimeout(open, options.connectTimeoutMs ?? 10_000, `connecting to ${shown}`);
+    ws.onclose = onClose;
   } catch (e) {
-    ws.onclose = null;
     ws.close();
     throw e;
   }
-  return ws;
 }
 
 /** One session's signaling through the relay: a room, or a client's room at a host. */
@@ -156,8 +167,10 @@ export class WebSocketSignaling implements Signaling {
 
   /** Join a room, or any relay URL that carries one session (a host's `/connect`). */
   static async connect(url: string, options: RelayOptions = {}): Promise<WebSocketSignaling> {
-    const ws = await open(url, options);
-    return new WebSocketSignaling(ws, options.onNotice ?? (() => {}));
+    const ws = create(url, options);
+    const signaling = new WebSocketSignaling(ws, options.onNotice ?? (() => {}));
+    await opened(ws, url, options);
+    return signaling;
   }
 
   async send(message: SignalMessage): Promise<void> {
@@ -220,7 +233,12 @@ export class RelayHost {
       if (text === null) return;
       try {
         const d = decodeSignal(text);
-        if (d.kind === "session") this.sessions.push(d.room);
+        if (d.kind === "session") {
+          this.sessions.push(d.room);
+          // Clients arrive faster than accept takes them: end the
+          // registration rather than keep a name that accepts no one.
+          if (this.sessions.finished) ws.close(1000, "sessions not accepted");
+        }
         else if (d.kind === "notice") notice(`the relay: ${d.reason}`);
         else notice(`a ${d.message.type} message on a host registration: ignored`);
       } catch (e) {
@@ -234,8 +252,11 @@ export class RelayHost {
 
   /** Register `host` at the relay. A name another token holds is refused (4409). */
   static async register(relay: string, host: string, options: RelayOptions = {}): Promise<RelayHost> {
-    const ws = await open(hostUrl(relay, host), options);
-    return new RelayHost(ws, relay, options);
+    const url = hostUrl(relay, host);
+    const ws = create(url, options);
+    const registration = new RelayHost(ws, relay, options);
+    await opened(ws, url, options);
+    return registration;
   }
 
   /** The next client's signaling; `null` once the registration is closed. */

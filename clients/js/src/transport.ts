@@ -27,7 +27,7 @@ export interface TransportLike {
 }
 
 /** Why a session failed or a message was refused. */
-export type TransportErrorKind = "NotStarted" | "Closed" | "InvalidMessage" | "MessageTooLarge" | "PeerGone" | "Framing";
+export type TransportErrorKind = "NotStarted" | "Closed" | "InvalidMessage" | "MessageTooLarge" | "QueueFull" | "PeerGone" | "Framing";
 
 /** A transport failure that names what went wrong. */
 export class TransportError extends Error {
@@ -62,6 +62,10 @@ export interface TransportStats {
 const HIGH_WATER = 1024 * 1024;
 const LOW_WATER = 256 * 1024;
 const CHANNEL_CAP = 262_144;
+/** How long the session keeps reading after the peer's bye (as the Rust side). */
+const BYE_GRACE_MS = 300;
+/** How long a send may wait for room in the queue. */
+const SEND_WAIT_MS = 30_000;
 
 function isResponse(m: JsonRpcMessage): boolean {
   return "id" in m && ("result" in m || "error" in m) && !("method" in m);
@@ -83,7 +87,12 @@ export class WebRtcTransport implements TransportLike {
   private disconnectTimer: ReturnType<typeof setTimeout> | undefined;
   private poll: ReturnType<typeof setTimeout> | undefined;
   private ended = false;
-  private drained: (() => void)[] = [];
+  /** Sends in call order: each waits for the one before it. */
+  private sending: Promise<void> = Promise.resolve();
+  /** Woken when the framer's queue shrinks. */
+  private room: (() => void)[] = [];
+  /** A bye arrived: the session ends after a short grace. */
+  private byeTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(private readonly options: WebRtcTransportOptions) {}
 
@@ -107,6 +116,11 @@ export class WebRtcTransport implements TransportLike {
       await this.options.signaling.close().catch(() => {});
       throw e;
     }
+    if (this.ended) {
+      // closed while the set-up ran
+      peer.pc.close();
+      throw new TransportError("Closed", "the transport was closed during set-up");
+    }
     this.peer = peer;
     const limit = Math.min(peer.maxMessageSize === null ? 65536 : peer.maxMessageSize === 0 ? CHANNEL_CAP : peer.maxMessageSize, CHANNEL_CAP);
     const sctp = (peer.pc as { sctp?: { maxMessageSize?: number } | null }).sctp;
@@ -117,15 +131,17 @@ export class WebRtcTransport implements TransportLike {
     ch.bufferedAmountLowThreshold = LOW_WATER;
     ch.onbufferedamountlow = () => this.flush();
     ch.onmessage = (ev: MessageEvent) => this.receive(ev.data);
-    ch.onclose = () => this.end(new TransportError("PeerGone", "the data channel closed"));
+    // The peer closing its channel is a clean end (a Rust peer closes it before its bye).
+    ch.onclose = () => this.end(null);
     peer.pc.oniceconnectionstatechange = () => this.iceState();
     peer.pc.onconnectionstatechange = () => {
       const s = peer.pc.connectionState;
       if (s === "failed" || s === "closed") this.end(new TransportError("PeerGone", `the peer connection is ${s}`));
     };
     void peer.signalingDone.then((why) => {
-      // A bye ends the session; lost signaling is not a bye (the channel lives on).
-      if (why === "bye") this.end(null);
+      // A bye ends the session, after a grace for what is still arriving;
+      // lost signaling is not a bye (the channel lives on).
+      if (why === "bye" && !this.ended) this.byeTimer = setTimeout(() => this.end(null), BYE_GRACE_MS);
     });
     this.flush();
   }
@@ -192,7 +208,7 @@ export class WebRtcTransport implements TransportLike {
     for (;;) {
       const rejected = framer.pollRejected();
       if (!rejected) break;
-      this.report(new TransportError("MessageTooLarge", rejected.error.message));
+      this.refused(rejected.message, rejected.error);
     }
     let more = false;
     while (ch.readyState === "open") {
@@ -216,7 +232,53 @@ export class WebRtcTransport implements TransportLike {
         this.flush();
       }, Math.max(0, due - Date.now()));
     }
-    if (framer.queuedBytes === 0 && ch.bufferedAmount === 0) for (const d of this.drained.splice(0)) d();
+    for (const wake of this.room.splice(0)) wake();
+  }
+
+  /**
+   * A message the framer gave back once it knew the peer's limits (or that
+   * no HELLO came): a response becomes the "result too large" error to its
+   * request, our own request is answered locally with an error so its caller
+   * does not wait for ever, a notification is reported.
+   */
+  private refused(bytes: Uint8Array, error: SendError): void {
+    let message: JsonRpcMessage | null = null;
+    try {
+      message = JSON.parse(new TextDecoder().decode(bytes)) as JsonRpcMessage;
+    } catch {
+      // our own JSON: cannot happen
+    }
+    if (message && isResponse(message)) {
+      this.answerTooLarge(message, error);
+    } else if (message && "id" in message && "method" in message) {
+      this.report(new TransportError("MessageTooLarge", `request ${JSON.stringify(message.id)} not sent: ${error.message}`));
+      this.onmessage?.({ jsonrpc: "2.0", id: message.id, error: { code: -32603, message: `request not sent: ${error.message}` } });
+    } else {
+      this.report(new TransportError("MessageTooLarge", `notification not sent: ${error.message}`));
+    }
+  }
+
+  private answerTooLarge(message: JsonRpcMessage, error: SendError): void {
+    this.framer?.send(
+      JSON.stringify({
+        jsonrpc: "2.0",
+        id: message.id,
+        error: { code: -32603, message: `result too large for this peer: ${error.size} bytes > limit ${error.limit}`, data: { size: error.size, limit: error.limit } },
+      }),
+      true,
+    );
+    this.stats.oversizeResultsAnswered += 1;
+  }
+
+  /** Resolves when the queue shrinks, the session ends, or `ms` pass. */
+  private waitForRoom(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.room.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
   }
 
   /**
@@ -225,49 +287,68 @@ export class WebRtcTransport implements TransportLike {
    * side; a request or notification that is too large rejects.
    */
   async send(message: JsonRpcMessage): Promise<void> {
+    const mine = this.sending.then(() => this.sendNow(message));
+    this.sending = mine.catch(() => {});
+    return mine;
+  }
+
+  private async sendNow(message: JsonRpcMessage): Promise<void> {
     const framer = this.framer;
     if (!framer) throw new TransportError("NotStarted", "send before start");
-    if (this.ended) throw new TransportError("Closed", "the session is closed");
     const text = JSON.stringify(message);
-    const deadline = Date.now() + 30_000;
+    const deadline = Date.now() + SEND_WAIT_MS;
     for (;;) {
+      if (this.ended) throw new TransportError("Closed", "the session is closed");
       try {
         framer.send(text);
         break;
       } catch (e) {
         if (!(e instanceof SendError)) throw e;
-        if (e.kind === "QueueFull" && Date.now() < deadline) {
-          await new Promise((r) => setTimeout(r, 5));
-          if (this.ended) throw new TransportError("Closed", "the session closed while the message waited");
+        if (e.kind === "QueueFull") {
+          const left = deadline - Date.now();
+          if (left <= 0) throw new TransportError("QueueFull", `no room to send within ${SEND_WAIT_MS} ms: ${e.message}`);
+          await this.waitForRoom(left);
           continue;
         }
         if (e.kind === "MessageTooLarge" && isResponse(message)) {
-          framer.send(
-            JSON.stringify({
-              jsonrpc: "2.0",
-              id: message.id,
-              error: { code: -32603, message: `result too large for this peer: ${e.size} bytes > limit ${e.limit}`, data: { size: e.size, limit: e.limit } },
-            }),
-          );
-          this.stats.oversizeResultsAnswered += 1;
+          this.answerTooLarge(message, e);
           break;
         }
-        throw new TransportError(e.kind === "QueueFull" ? "Closed" : "MessageTooLarge", e.message);
+        throw new TransportError("MessageTooLarge", e.message);
       }
     }
     this.stats.messagesSent += 1;
     this.flush();
   }
 
-  /** Wait (bounded) for what is queued to go out, say bye, and close. Harmless twice. */
+  /**
+   * Close, as the Rust side does: let what is queued go out (bounded by
+   * `closeTimeoutMs`), close the channel and give that a moment, then say
+   * bye over signaling and close the peer connection. Harmless twice.
+   */
   async close(): Promise<void> {
     if (this.ended) return;
     const framer = this.framer;
     const ch = this.peer?.channel;
-    if (framer && ch && ch.readyState === "open" && (framer.queuedBytes > 0 || ch.bufferedAmount > 0)) {
-      const done = new Promise<void>((r) => this.drained.push(r));
-      const ms = this.options.closeTimeoutMs ?? 2_000;
-      await Promise.race([done, new Promise((r) => setTimeout(r, ms))]);
+    if (framer && ch) {
+      const until = Date.now() + (this.options.closeTimeoutMs ?? 2_000);
+      // Bounded by the deadline; 10 ms steps.
+      while (!this.ended && ch.readyState === "open" && (framer.queuedBytes > 0 || ch.bufferedAmount > 0) && Date.now() < until) {
+        this.flush();
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      if (!this.ended && ch.readyState === "open") {
+        const closed = new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, 500);
+          ch.addEventListener("close", () => {
+            clearTimeout(timer);
+            resolve();
+          });
+        });
+        ch.onclose = null;
+        ch.close();
+        await closed;
+      }
     }
     this.end(null);
   }
@@ -278,21 +359,32 @@ export class WebRtcTransport implements TransportLike {
     clearTimeout(this.timer);
     clearTimeout(this.poll);
     clearTimeout(this.disconnectTimer);
-    for (const d of this.drained.splice(0)) d();
+    clearTimeout(this.byeTimer);
+    for (const wake of this.room.splice(0)) wake();
     if (error) this.report(error);
     const peer = this.peer;
-    void this.options.signaling.close().catch(() => {});
+    const signaling = this.options.signaling;
     if (peer) {
       peer.channel.onclose = null;
+      peer.channel.onmessage = null;
       peer.pc.onconnectionstatechange = null;
       peer.pc.oniceconnectionstatechange = null;
-      try {
-        peer.channel.close();
-      } catch {
-        // already closed
-      }
-      peer.pc.close();
     }
+    // The bye goes out (bounded by the signaling's own close) before the
+    // peer connection closes.
+    void signaling
+      .close()
+      .catch(() => {})
+      .finally(() => {
+        if (peer) {
+          try {
+            peer.channel.close();
+          } catch {
+            // already closed
+          }
+          peer.pc.close();
+        }
+      });
     this.onclose?.();
   }
 }

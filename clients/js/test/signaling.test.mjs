@@ -137,11 +137,49 @@ test("pairing attribute, secrets and mcpw URLs are read as the Rust side writes 
   assert.equal(parseSecret("00".repeat(16)).length, 16);
   assert.throws(() => parseSecret("abc"), /in pairs/);
   assert.throws(() => parseSecret("00".repeat(8)), /8 bytes/);
-  assert.deepEqual(parsePairingUrl("mcpw://relay.example:8787/desktop#3f2a"), { relay: "ws://relay.example:8787", name: "desktop", secret: "3f2a" });
+  const hex = "3f2a".repeat(8);
+  assert.deepEqual(parsePairingUrl(`mcpw://relay.example:8787/desktop#${hex}`), { relay: "ws://relay.example:8787", name: "desktop", secret: hex });
+  assert.throws(() => parsePairingUrl("mcpw://relay.example:8787/desktop#"), /secret after # is empty/);
+  // A bad URL's error never shows the secret.
+  assert.throws(() => parsePairingUrl(`mcpw://relay.example:8787/a/b#${hex}`), (e) => !e.message.includes(hex) && /#…/.test(e.message));
+  assert.throws(() => parsePairingUrl("mcpw://relay.example:8787/desktop#3f2a"), /2 bytes/);
   assert.deepEqual(parsePairingUrl("mcpws://relay.example/desktop"), { relay: "wss://relay.example", name: "desktop", secret: null });
   assert.throws(() => parsePairingUrl("https://x/y"), /not an mcpw/);
   assert.equal(roomUrl("ws://r:1/", "a/b"), "ws://r:1/v1/room/a/b");
   assert.equal(clientUrl("ws://r:1", "desk"), "ws://r:1/v1/host/desk/connect");
   assert.throws(() => clientUrl("ws://r:1", "a/b"), /host name/);
   assert.throws(() => roomUrl("ws://r:1", "a//b"), /room name/);
+});
+
+test("pairing: an answer rewritten in transit, or one without a code, is refused by the offerer", async () => {
+  for (const rewrite of [(t) => t.replace("sha-256 BB", "sha-256 EE"), (t) => t.replace(/a=mcpw-pairing:[0-9a-f]+\\r\\n/, "")]) {
+    const secret = generateSecret();
+    let a = null;
+    let b = null;
+    a = new ChannelSignaling((t) => b.deliver(t));
+    b = new ChannelSignaling((t) => a.deliver(rewrite(t)));
+    const offerer = new PairedSignaling(a, secret);
+    const answerer = new PairedSignaling(b, secret);
+    await offerer.send({ type: "offer", sdp: "v=0\r\na=fingerprint:sha-256 AA\r\n" });
+    await answerer.recv();
+    await answerer.send({ type: "answer", sdp: "v=0\r\na=fingerprint:sha-256 BB\r\n" });
+    await assert.rejects(offerer.recv(), (e) => e.kind === "PairingFailed" && /the answer (does not match|carries no pairing code)/.test(e.message));
+  }
+});
+
+test("pairing codes match the Rust side byte for byte (a shared known answer)", async () => {
+  // The same vector is asserted in crates/mcp-webrtc-signaling/src/pairing/mod.rs;
+  // the expected codes were computed with Python's hmac module.
+  const secret = "000102030405060708090a0b0c0d0e0f";
+  let seen = [];
+  const a = new ChannelSignaling((t) => seen.push(JSON.parse(t)));
+  const offerer = new PairedSignaling(a, secret);
+  await offerer.send({ type: "offer", sdp: "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\n" });
+  assert.equal(seen[0].sdp, `v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\na=mcpw-pairing:2af4d98ccead5b6cd6de898a617f2807c84c1ddeb83d1da0d4aaad4f715e859d\r\n`);
+  const b = new ChannelSignaling((t) => seen.push(JSON.parse(t)));
+  const answerer = new PairedSignaling(b, secret);
+  b.deliver(JSON.stringify(seen[0]));
+  await answerer.recv();
+  await answerer.send({ type: "answer", sdp: "v=0\r\no=- 2 2 IN IP4 127.0.0.1\r\n" });
+  assert.equal(seen[1].sdp, `v=0\r\no=- 2 2 IN IP4 127.0.0.1\r\na=mcpw-pairing:0ad50d686861395e6272aca8e787c22dbb5ed460a9ce63c55b95413434d241c7\r\n`);
 });

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { after, test } from "node:test";
 import wrtc from "@roamhq/wrtc";
-import { ChannelSignaling, ConnectError, WebRtcTransport, openPeer } from "../dist/index.js";
+import { ChannelSignaling, ConnectError, PROTOCOL, WebRtcTransport, encodeHello, openPeer } from "../dist/index.js";
 
 const peers = [];
 after(() => {
@@ -64,6 +64,8 @@ test("chunked mode is negotiated and 3 MiB messages cross both ways, interleaved
   assert.deepEqual([server.errors, client.errors], [[], []]);
   await client.close();
   await until(() => server.closed, "the server to see the bye");
+  // A clean close by the peer is no error on either side.
+  assert.deepEqual([server.errors, client.errors], [[], []]);
 });
 
 test("plain mode: a result too large for the peer becomes a JSON-RPC error, a request is refused, the session lives", async () => {
@@ -121,4 +123,44 @@ test("a peer that refuses the session ends the set-up with its reason", async ()
   const starting = t.start();
   await sa.send({ type: "refused", reason: "the server is busy" });
   await assert.rejects(starting, (e) => e.phase === "refused" && /busy/.test(e.message));
+});
+
+test("messages held for the HELLO and then over the peer's limits are answered, not lost", async () => {
+  // A raw answerer that speaks chunked framing but sends its HELLO only when told.
+  const [sa, sb] = linked();
+  const server = new WebRtcTransport({ signaling: sa, role: "offerer", RTCPeerConnection: wrtc.RTCPeerConnection });
+  const got = [];
+  const errors = [];
+  server.onmessage = (m) => got.push(m);
+  server.onerror = (e) => errors.push(e);
+  const texts = [];
+  const [, raw] = await Promise.all([server.start(), openPeer({ signaling: sb, role: "answerer", RTCPeerConnection: wrtc.RTCPeerConnection })]);
+  peers.push(raw.pc, { close: () => server.close() });
+  raw.channel.onmessage = (ev) => {
+    if (typeof ev.data === "string") texts.push(JSON.parse(ev.data));
+  };
+  assert.equal(raw.channel.protocol, PROTOCOL);
+  // Over the channel's 256 KiB: both wait for the peer's HELLO.
+  await server.send({ jsonrpc: "2.0", id: 5, result: { text: "r".repeat(400 * 1024) } });
+  await server.send({ jsonrpc: "2.0", id: "ask", method: "sampling/createMessage", params: { text: "q".repeat(400 * 1024) } });
+  raw.channel.send(encodeHello({ maxMessageSize: 300n * 1024n, maxInFlight: 4, maxBufferedBytes: 1n << 20n }));
+  await until(() => texts.length === 1 && got.length === 1, "the two answers");
+  // The peer's request gets the "too large" error instead of a result.
+  assert.equal(texts[0].id, 5);
+  assert.match(texts[0].error.message, /^result too large for this peer: \d+ bytes > limit 307200$/);
+  // Our own request is answered here, so its caller does not wait for ever.
+  assert.equal(got[0].id, "ask");
+  assert.match(got[0].error.message, /request not sent: .*307200/);
+  assert.deepEqual(errors.map((e) => e.kind), ["MessageTooLarge"]);
+  await server.close();
+});
+
+test("sends keep their order while they wait for room in the queue", async () => {
+  const { server, client } = await pair({ framer: { maxQueuedBytes: 256 * 1024 } });
+  const sends = [];
+  for (let i = 0; i < 20; i += 1) sends.push(client.send(request(i, `${i}:${"m".repeat(100 * 1024)}`)));
+  await Promise.all(sends);
+  await until(() => server.got.length === 20, "all twenty");
+  assert.deepEqual(server.got.map((m) => m.id), [...Array(20).keys()]);
+  await client.close();
 });

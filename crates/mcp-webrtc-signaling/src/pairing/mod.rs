@@ -325,6 +325,41 @@ mod tests {
         );
     }
 
+    /// The same vector is asserted by `clients/js/test/signaling.test.mjs`;
+    /// the codes were computed with Python's `hmac` module.
+    #[tokio::test]
+    async fn codes_match_a_known_answer_shared_with_the_typescript_package() {
+        let (a, b) = crate::MemorySignaling::pair();
+        let secret = PairingSecret::parse("000102030405060708090a0b0c0d0e0f").unwrap();
+        let (mut a, mut b) = (
+            PairedSignaling::new(a, secret.clone()),
+            PairedSignaling::new(b, secret),
+        );
+        let offer = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\n";
+        a.send(SignalMessage::Offer(offer.into())).await.unwrap();
+        let Some(SignalMessage::Offer(sent)) = b.inner.recv().await.unwrap() else {
+            panic!("no offer");
+        };
+        assert_eq!(
+            sent,
+            format!(
+                "{offer}a=mcpw-pairing:2af4d98ccead5b6cd6de898a617f2807c84c1ddeb83d1da0d4aaad4f715e859d\r\n"
+            )
+        );
+        b.open(SignalMessage::Offer(sent)).unwrap();
+        let answer = "v=0\r\no=- 2 2 IN IP4 127.0.0.1\r\n";
+        b.send(SignalMessage::Answer(answer.into())).await.unwrap();
+        let Some(SignalMessage::Answer(sent)) = a.inner.recv().await.unwrap() else {
+            panic!("no answer");
+        };
+        assert_eq!(
+            sent,
+            format!(
+                "{answer}a=mcpw-pairing:0ad50d686861395e6272aca8e787c22dbb5ed460a9ce63c55b95413434d241c7\r\n"
+            )
+        );
+    }
+
     #[tokio::test]
     async fn a_wrong_secret_or_a_rewritten_description_is_refused() {
         let (a, b) = crate::MemorySignaling::pair();
