@@ -16,13 +16,13 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use mcp_webrtc::WebRtcTransport;
 use mcp_webrtc::rmcp::ServiceExt;
 use mcp_webrtc::rmcp::model::CallToolRequestParams;
 use mcp_webrtc::signaling::relay_protocol::{client_url, room_url};
 use mcp_webrtc::signaling::{
     PairedSignaling, PairingSecret, Signaling, WebSocketOptions, WebSocketSignaling,
 };
+use mcp_webrtc::{IcePolicy, IceServer, WebRtcTransport};
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -53,6 +53,19 @@ struct Args {
     /// Give up on the set-up after this many seconds.
     #[arg(long, default_value_t = 20)]
     timeout: u64,
+    /// A STUN or TURN server (repeatable): stun:HOST:PORT, turn:HOST:PORT,
+    /// turn:HOST:PORT?transport=tcp. None by default.
+    #[arg(long)]
+    ice_server: Vec<String>,
+    /// The TURN username.
+    #[arg(long, default_value = "")]
+    turn_username: String,
+    /// The TURN credential.
+    #[arg(long, default_value = "")]
+    turn_credential: String,
+    /// Relay candidates only (through TURN).
+    #[arg(long)]
+    relay_only: bool,
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn Error + Send + Sync>> {
@@ -77,12 +90,29 @@ async fn run(args: Args) -> Result<(), Box<dyn Error + Send + Sync>> {
     if !args.bind.is_empty() {
         builder = builder.bind(args.bind.clone());
     }
+    for url in &args.ice_server {
+        builder = builder.ice_server(if url.starts_with("turn") {
+            IceServer::turn(
+                url.clone(),
+                args.turn_username.clone(),
+                args.turn_credential.clone(),
+            )
+        } else {
+            IceServer::stun(url.clone())
+        });
+    }
+    if args.relay_only {
+        builder = builder.ice_policy(IcePolicy::Relay);
+    }
     let transport = builder.client(signaling).await?;
     let handle = transport.handle();
     let client = ().serve(transport).await?;
     let tools = client.list_all_tools().await?;
     println!("TOOLS {}", serde_json::to_string(&tools)?);
     println!("MODE {:?}", handle.wire_mode());
+    println!("SETUP_MS {}", handle.timings().total.as_millis());
+    let pair = handle.connection_stats().await.selected_pair;
+    println!("PAIR {}", pair.as_deref().unwrap_or("none"));
     if let Some(tool) = args.call {
         let result = client
             .call_tool(CallToolRequestParams::new(tool).with_arguments(arguments))

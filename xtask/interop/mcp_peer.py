@@ -240,7 +240,21 @@ def main():
     parser.add_argument("--hold", action="store_true")
     parser.add_argument("--expect-oversize", action="store_true")
     parser.add_argument("--bench", type=int)
+    # An ICE server (the network lab's TURN): none by default, so the
+    # package's public STUN server is never used.
+    parser.add_argument("--ice-server")
+    parser.add_argument("--turn-username")
+    parser.add_argument("--turn-credential")
     args = parser.parse_args()
+    if args.ice_server:
+        server = aiortc.RTCIceServer(
+            urls=args.ice_server,
+            username=args.turn_username,
+            credential=args.turn_credential,
+        )
+        package.RTCPeerConnection = lambda: aiortc.RTCPeerConnection(
+            aiortc.RTCConfiguration(iceServers=[server])
+        )
     run = run_server if args.role == "server" else run_client
     try:
         asyncio.run(run(args))

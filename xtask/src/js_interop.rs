@@ -23,13 +23,13 @@ use std::time::Duration;
 use crate::{cargo, require_program, step, workspace_root};
 
 /// The Rust binaries the scripts run, built once in release mode.
-struct Binaries {
-    cli: PathBuf,
-    stdio_server: PathBuf,
-    relay_client: PathBuf,
+pub(crate) struct Binaries {
+    pub(crate) cli: PathBuf,
+    pub(crate) stdio_server: PathBuf,
+    pub(crate) relay_client: PathBuf,
 }
 
-fn build_binaries() -> Result<Binaries, String> {
+pub(crate) fn build_binaries() -> Result<Binaries, String> {
     let mut build = cargo();
     build.args([
         "build",

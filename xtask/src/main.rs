@@ -7,6 +7,7 @@
 //!   `--browser` and `--node`: the TypeScript package in headless Chromium
 //!   and in Node, against Rust peers (and the TypeScript reference's stack).
 //! - `demo`: the browser demo, with a relay and a Rust server, on loopback.
+//! - `netlab`: NATs, firewalls and TURN (also over TCP) in network namespaces.
 //! - `bench`: the criterion benchmarks; writes their medians into
 //!   `docs/performance.md`.
 #![forbid(unsafe_code)]
@@ -28,6 +29,9 @@ commands:
           headless Chromium against Rust peers (installs Debian's chromium
           and playwright-core); --node: simple-peer on @roamhq/wrtc (the
           TypeScript reference's stack) and mcp-webrtc-channel in Node
+  netlab  MCP through NATs, firewalls and TURN (also over TCP) in network
+          namespaces it creates, with coturn (root; installs iptables,
+          coturn, iputils-ping)
   demo [PORT]
           the relay, a Rust MCP server behind `mcp-webrtc serve`, and the
           browser demo page on http://127.0.0.1:PORT (8080); until Ctrl-C
@@ -45,6 +49,7 @@ mod bench_cli;
 mod interop;
 mod js_interop;
 mod mcp_interop;
+mod netlab;
 
 fn main() -> ExitCode {
     let mut args = env::args().skip(1);
@@ -65,6 +70,7 @@ fn main() -> ExitCode {
             Some(other) => Err(format!("unknown interop option `{other}`\n\n{USAGE}")),
         },
         Some("demo") => js_interop::demo(args.next().as_deref()),
+        Some("netlab") => netlab::run(),
         Some("fuzz") => fuzz(args.next().as_deref()),
         Some("-h" | "--help" | "help") => {
             print!("{USAGE}");

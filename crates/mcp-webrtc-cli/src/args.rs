@@ -92,7 +92,7 @@ pub(crate) struct Common {
     /// Do not pair: accept any peer the signaling brings (for the reference packages)
     #[arg(long, conflicts_with_all = ["secret", "code"])]
     pub(crate) no_pairing: bool,
-    /// STUN or TURN server (stun:HOST:PORT, turn:HOST:PORT); repeat for more. None by default
+    /// STUN or TURN server (stun:HOST:PORT, turn:HOST:PORT, turn:HOST:PORT?transport=tcp); repeat for more. None by default
     #[arg(long = "ice-server", value_name = "URL")]
     pub(crate) ice_servers: Vec<String>,
     /// Username for the TURN servers

@@ -17,8 +17,10 @@ pub enum Role {
 /// An ICE server (STUN or TURN).
 #[derive(Clone, PartialEq, Eq)]
 pub struct IceServer {
-    /// `stun:host:port`, `turn:host:port` (UDP; `turns:` and
-    /// `?transport=tcp` are not supported by the underlying stack).
+    /// `stun:host:port`, `turn:host:port` (UDP), or
+    /// `turn:host:port?transport=tcp` (TURN over TCP, through a bridge of
+    /// ours: the underlying stack speaks UDP only). `turns:` (TLS) is not
+    /// supported.
     pub urls: Vec<String>,
     /// TURN username.
     pub username: String,
@@ -286,10 +288,22 @@ impl PeerConfig {
         }
         for server in &self.ice_servers {
             for url in &server.urls {
-                if url.starts_with("turns:") || url.contains("transport=tcp") {
+                if url.starts_with("turns:") {
                     return bad(format!(
-                        "ICE server URL {url}: the webrtc stack supports TURN over UDP only \
-                         (no turns: and no ?transport=tcp)"
+                        "ICE server URL {url}: TURN over TLS (turns:) is not supported; \
+                         use turn:…?transport=tcp (TURN over TCP) or turn: (UDP)"
+                    ));
+                }
+                if let Some((_, query)) = url.split_once('?')
+                    && !matches!(query, "transport=udp" | "transport=tcp")
+                {
+                    return bad(format!(
+                        "ICE server URL {url}: the only parameter known is transport=udp or transport=tcp"
+                    ));
+                }
+                if url.starts_with("stun:") && url.contains("transport=tcp") {
+                    return bad(format!(
+                        "ICE server URL {url}: STUN over TCP is not supported"
                     ));
                 }
                 let turn = url.starts_with("turn:") || url.starts_with("turns:");
@@ -313,6 +327,24 @@ impl PeerConfig {
             return bad("relay policy needs at least one TURN server".into());
         }
         Ok(())
+    }
+
+    /// `host:port` of each `turn:…?transport=tcp` URL (port 3478 if none).
+    pub(crate) fn tcp_turn_target(url: &str) -> Option<String> {
+        let rest = url.strip_prefix("turn:")?;
+        let (address, query) = rest.split_once('?')?;
+        if query != "transport=tcp" {
+            return None;
+        }
+        let has_port = match address.rfind(']') {
+            Some(end) => address[end..].contains(':'),
+            None => address.contains(':'),
+        };
+        Some(if has_port {
+            address.to_owned()
+        } else {
+            format!("{address}:3478")
+        })
     }
 
     /// The ICE server URLs, for error messages (no credentials).

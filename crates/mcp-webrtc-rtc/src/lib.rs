@@ -25,6 +25,7 @@ mod error;
 mod peer;
 mod runtime;
 mod sdp;
+mod turn_tcp;
 
 pub use config::{IcePolicy, IceServer, PeerConfig, Role};
 pub use error::{Error, Phase, Result};

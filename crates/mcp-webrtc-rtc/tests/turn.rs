@@ -29,6 +29,12 @@ struct Turn {
 }
 
 async fn turn() -> Turn {
+    turn_with(false).await
+}
+
+/// With `tcp_only`, coturn has no UDP listener at all (`--no-udp`): only
+/// TURN over TCP reaches it (its relayed addresses are still UDP).
+async fn turn_with(tcp_only: bool) -> Turn {
     let port = std::net::UdpSocket::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -50,6 +56,7 @@ async fn turn() -> Turn {
             "--no-multicast-peers",
         ])
         .args(["--simple-log", "--log-file=stdout"])
+        .args(if tcp_only { &["--no-udp"][..] } else { &[][..] })
         .arg(format!(
             "--pidfile={}",
             dir.join(format!("turn-{port}.pid")).display()
@@ -61,6 +68,22 @@ async fn turn() -> Turn {
         .unwrap_or_else(|e| {
             panic!("cannot start turnserver ({e}): install coturn (`apt-get install coturn`)")
         });
+    if tcp_only {
+        // Wait (bounded) until it accepts on its TCP port.
+        let mut ready = false;
+        for _ in 0..50 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                ready = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(ready, "turnserver did not accept on 127.0.0.1:{port}");
+        return Turn {
+            _child: child,
+            url: format!("turn:127.0.0.1:{port}?transport=tcp"),
+        };
+    }
     // Wait (bounded) until it answers on its UDP port.
     let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     probe
@@ -140,4 +163,76 @@ async fn a_relay_only_connection_works_through_turn() {
     assert!(pair.contains("relay"), "selected pair {pair}");
     server.close().await;
     client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_only_connection_works_through_turn_over_tcp() {
+    // No UDP listener: the stack's TURN client (UDP only) gets through
+    // only over our TCP bridge.
+    let turn = turn_with(true).await;
+    let (a, b) = MemorySignaling::pair();
+    let (x, y) = tokio::time::timeout(T, async {
+        tokio::join!(
+            connect(
+                relay_only(PeerConfig::offerer(), &turn.url, "mcp-secret"),
+                a
+            ),
+            connect(
+                relay_only(PeerConfig::answerer(), &turn.url, "mcp-secret"),
+                b
+            )
+        )
+    })
+    .await
+    .expect("set-up finishes");
+    let (server, client) = (x.unwrap(), y.unwrap());
+    // 1 MiB in 64 KiB messages: bulk traffic through the bridge.
+    let chunk = "t".repeat(64 * 1024);
+    let sending = tokio::spawn({
+        let chunk = chunk.clone();
+        async move {
+            for _ in 0..16 {
+                server.send_text(&chunk).await.unwrap();
+            }
+            server
+        }
+    });
+    for i in 0..16 {
+        let got = tokio::time::timeout(T, client.recv())
+            .await
+            .unwrap_or_else(|_| panic!("message {i} did not arrive"));
+        assert_eq!(got.unwrap(), Some(Incoming::Text(chunk.clone().into())));
+    }
+    let server = sending.await.unwrap();
+    let pair = server.stats().await.selected_pair.unwrap_or_default();
+    assert!(pair.contains("relay"), "selected pair {pair}");
+    server.close().await;
+    client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_credential_over_tcp_names_the_server_too() {
+    let turn = turn_with(true).await;
+    let (a, _b) = MemorySignaling::pair();
+    let e = tokio::time::timeout(
+        T,
+        connect(relay_only(PeerConfig::offerer(), &turn.url, "wrong"), a),
+    )
+    .await
+    .expect("fails, does not hang")
+    .unwrap_err();
+    let text = e.to_string();
+    assert!(
+        matches!(e, Error::NoCandidates { what: "relay", .. }),
+        "{text}"
+    );
+    assert!(text.contains(&turn.url), "{text}");
+}
+
+#[tokio::test]
+async fn turn_over_tls_is_refused_with_what_to_use_instead() {
+    let (a, _b) = MemorySignaling::pair();
+    let config = relay_only(PeerConfig::offerer(), "turns:127.0.0.1:5349", "x");
+    let e = connect(config, a).await.unwrap_err().to_string();
+    assert!(e.contains("turns:") && e.contains("transport=tcp"), "{e}");
 }

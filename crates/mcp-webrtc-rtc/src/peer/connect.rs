@@ -5,6 +5,8 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use mcp_webrtc_signaling::Signaling;
+
+use crate::turn_tcp::TcpTurnBridge;
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::peer_connection::configuration::setting_engine::SctpMaxMessageSize;
 use tokio::sync::{mpsc, watch};
@@ -43,16 +45,42 @@ impl Drop for PcGuard {
     }
 }
 
-fn build_config(config: &PeerConfig) -> webrtc::peer_connection::RTCConfiguration {
-    let servers = config
-        .ice_servers
-        .iter()
-        .map(|s| RTCIceServer {
-            urls: s.urls.clone(),
-            username: s.username.clone(),
-            credential: s.credential.clone(),
-        })
-        .collect();
+/// The ICE servers as the stack takes them: each `turn:…?transport=tcp`
+/// becomes a UDP TURN server on a bridge of ours on 127.0.0.1, which
+/// carries it over TCP to the real server (see `turn_tcp`). The bridges
+/// live as long as the connection.
+async fn ice_servers(config: &PeerConfig) -> Result<(Vec<RTCIceServer>, Vec<TcpTurnBridge>)> {
+    let mut servers = Vec::new();
+    let mut bridges = Vec::new();
+    for server in &config.ice_servers {
+        let mut urls = Vec::new();
+        for url in &server.urls {
+            match PeerConfig::tcp_turn_target(url) {
+                Some(target) => {
+                    let bridge = TcpTurnBridge::start(&target, config.handshake_timeout)
+                        .await
+                        .map_err(|e| Error::InvalidConfig {
+                            reason: format!("TURN server {url}: {e}"),
+                        })?;
+                    urls.push(format!("turn:{}", bridge.local));
+                    bridges.push(bridge);
+                }
+                None => urls.push(url.split('?').next().unwrap_or(url).to_owned()),
+            }
+        }
+        servers.push(RTCIceServer {
+            urls,
+            username: server.username.clone(),
+            credential: server.credential.clone(),
+        });
+    }
+    Ok((servers, bridges))
+}
+
+fn build_config(
+    config: &PeerConfig,
+    servers: Vec<RTCIceServer>,
+) -> webrtc::peer_connection::RTCConfiguration {
     RTCConfigurationBuilder::new()
         .with_ice_servers(servers)
         .with_ice_transport_policy(match config.ice_policy {
@@ -142,8 +170,9 @@ pub async fn connect(
         .with_prflx_acceptance_min_wait(Some(Duration::ZERO))
         .with_sctp_max_message_size(SctpMaxMessageSize::Bounded(config.max_message_size))
         .build();
+    let (servers, turn_bridges) = ice_servers(config).await?;
     let builder = PeerConnectionBuilder::new()
-        .with_configuration(build_config(config))
+        .with_configuration(build_config(config, servers))
         .with_setting_engine(settings)
         .with_handler(handler)
         .with_udp_addrs(config.bind.clone())
@@ -308,5 +337,6 @@ pub async fn connect(
         runtime,
         signaling: close_tx,
         signaling_task: std::sync::Mutex::new(Some(task)),
+        _turn_bridges: turn_bridges,
     })
 }

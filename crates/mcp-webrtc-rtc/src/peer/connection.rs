@@ -86,6 +86,8 @@ pub struct Connection {
     pub(super) runtime: tokio::runtime::Handle,
     pub(super) signaling: mpsc::Sender<()>,
     pub(super) signaling_task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// TURN-over-TCP bridges this connection's relay candidates go through.
+    pub(super) _turn_bridges: Vec<crate::turn_tcp::TcpTurnBridge>,
 }
 
 impl std::fmt::Debug for Connection {

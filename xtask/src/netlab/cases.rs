@@ -1,0 +1,430 @@
+//! The cases: a client run against `serve` in the lab, and what it must show.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use super::topology::{
+    BLOB, Nat, RELAY_IP, TOKEN, TURN_PASSWORD, TURN_USER, ns, ns_command, set_nats, spawn_until,
+};
+use crate::js_interop::Binaries;
+
+/// The ICE options of one side.
+#[derive(Clone, Default)]
+pub(super) struct Ice {
+    pub(super) servers: Vec<String>,
+    pub(super) password: Option<&'static str>,
+    pub(super) relay_only: bool,
+}
+
+impl Ice {
+    fn args(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for s in &self.servers {
+            out.push("--ice-server".into());
+            out.push(s.clone());
+        }
+        if let Some(password) = self.password {
+            out.extend([
+                "--turn-username".into(),
+                TURN_USER.into(),
+                "--turn-credential".into(),
+                password.into(),
+            ]);
+        }
+        if self.relay_only {
+            out.push("--relay-only".into());
+        }
+        out
+    }
+}
+
+fn serve(
+    bins: &Binaries,
+    name: &str,
+    host: &str,
+    ice: &Ice,
+) -> Result<(Child, mpsc::Receiver<String>), String> {
+    let mut cmd = ns_command(host, &bins.cli);
+    cmd.args([
+        "serve",
+        "--signal",
+        &format!("ws://{RELAY_IP}:8787"),
+        "--name",
+        name,
+        "--token",
+        TOKEN,
+        "--no-pairing",
+    ]);
+    cmd.args(ice.args()).arg("--").arg(&bins.stdio_server);
+    spawn_until(cmd, "waiting for a peer", Duration::from_secs(15))
+}
+
+fn client(bins: &Binaries, name: &str, host: &str, ice: &Ice, call: &str, args: &str) -> Command {
+    let mut cmd = ns_command(host, &bins.relay_client);
+    cmd.args([
+        "--relay",
+        &format!("ws://{RELAY_IP}:8787"),
+        "--name",
+        name,
+        "--token",
+        TOKEN,
+        "--timeout",
+        "20",
+    ])
+    .args(ice.args())
+    .args(["--call", call, "--args", args]);
+    cmd
+}
+
+/// One row of the table.
+pub(super) struct Row {
+    pub(super) case: &'static str,
+    pub(super) ok: bool,
+    pub(super) pair: String,
+    pub(super) setup: String,
+    pub(super) detail: String,
+}
+
+fn tagged<'a>(out: &'a str, tag: &str) -> Option<&'a str> {
+    out.lines().find_map(|l| l.strip_prefix(tag).map(str::trim))
+}
+
+/// A client run that should give the 5 MiB blob.
+pub(super) fn blob_case(
+    bins: &Binaries,
+    case: &'static str,
+    hosts: (&str, &str),
+    server_ice: &Ice,
+    client_ice: &Ice,
+    want: &[&str],
+) -> Row {
+    let name = format!(
+        "case-{}",
+        case.split_whitespace()
+            .next()
+            .unwrap_or("x")
+            .trim_end_matches('.')
+    );
+    let result = (|| -> Result<(String, String, String), String> {
+        let (mut server, _lines) = serve(bins, &name, hosts.0, server_ice)?;
+        let args = format!("{{\"bytes\":{BLOB},\"seed\":9,\"hash\":true}}");
+        let mut child = client(bins, &name, hosts.1, client_ice, "blob", &args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        let out = child.stdout.take();
+        let reader = std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut out) = out {
+                let _ = std::io::Read::read_to_string(&mut out, &mut text);
+            }
+            text
+        });
+        let err = child.stderr.take();
+        let err_reader = std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut err) = err {
+                let _ = std::io::Read::read_to_string(&mut err, &mut text);
+            }
+            text
+        });
+        let status = crate::wait_bounded(&mut child, Duration::from_secs(180));
+        let _ = server.kill();
+        let _ = server.wait();
+        let out = reader.join().unwrap_or_default();
+        let err = err_reader.join().unwrap_or_default();
+        if !status.as_ref().is_ok_and(std::process::ExitStatus::success) {
+            let reached: Vec<&str> = ["TOOLS", "MODE", "SETUP_MS", "PAIR"]
+                .into_iter()
+                .filter(|t| tagged(&out, &format!("{t} ")).is_some())
+                .collect();
+            return Err(format!(
+                "client failed ({status:?}) after {reached:?}, {}: {}",
+                tagged(&out, "PAIR ").unwrap_or(""),
+                err.trim().lines().last().unwrap_or("")
+            ));
+        }
+        let pair = tagged(&out, "PAIR ").unwrap_or("?").to_owned();
+        let setup = tagged(&out, "SETUP_MS ").unwrap_or("?").to_owned();
+        let tools = tagged(&out, "TOOLS ").unwrap_or("");
+        if !tools.contains("\"greet\"") {
+            return Err(format!("no tool list: {tools:.80}"));
+        }
+        let result: serde_json::Value =
+            serde_json::from_str(tagged(&out, "RESULT ").unwrap_or("null"))
+                .map_err(|e| e.to_string())?;
+        let text = result
+            .pointer("/content/0/text")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("");
+        let claimed = result
+            .pointer("/content/1/text")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("");
+        let hash = sha256_hex(text.as_bytes());
+        if text.len() as u64 != BLOB || claimed != format!("sha256:{hash}") {
+            return Err(format!(
+                "5 MiB result: {} bytes, hash {}",
+                text.len(),
+                if claimed.ends_with(&hash) {
+                    "ok"
+                } else {
+                    "WRONG"
+                }
+            ));
+        }
+        if !want.iter().any(|w| pair.contains(w)) {
+            return Err(format!("selected pair {pair}, wanted one with {want:?}"));
+        }
+        Ok((
+            pair,
+            setup,
+            format!("tools, call_tool, {BLOB} bytes by SHA-256"),
+        ))
+    })();
+    match result {
+        Ok((pair, setup, detail)) => Row {
+            case,
+            ok: true,
+            pair,
+            setup: format!("{setup} ms"),
+            detail,
+        },
+        Err(detail) => Row {
+            case,
+            ok: false,
+            pair: "-".into(),
+            setup: "-".into(),
+            detail,
+        },
+    }
+}
+
+/// SHA-256 by `sha256sum` (the xtask keeps to std).
+fn sha256_hex(bytes: &[u8]) -> String {
+    use std::io::Write as _;
+    let Ok(mut child) = Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+    else {
+        return String::new();
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(bytes);
+    }
+    child
+        .wait_with_output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .to_owned()
+        })
+        .unwrap_or_default()
+}
+
+pub(super) fn wrong_credentials(bins: &Binaries, turn: &str) -> Row {
+    let case = "6. wrong TURN credentials";
+    let ice = Ice {
+        servers: vec![turn.into()],
+        password: Some("wrong"),
+        relay_only: true,
+    };
+    let server = serve(bins, "case-6", "mcpw-peer1", &Ice::default());
+    let started = Instant::now();
+    let out = client(
+        bins,
+        "case-6",
+        "mcpw-peer2",
+        &ice,
+        "greet",
+        "{\"name\":\"x\"}",
+    )
+    .output()
+    .map_err(|e| e.to_string());
+    let took = started.elapsed();
+    if let Ok((mut server, _)) = server {
+        let _ = server.kill();
+        let _ = server.wait();
+    }
+    let (ok, detail) = match out {
+        Ok(out) => {
+            let err = String::from_utf8_lossy(&out.stderr);
+            let last = err.trim().lines().last().unwrap_or("").to_owned();
+            (
+                !out.status.success() && last.contains(turn) && took < Duration::from_secs(25),
+                format!("after {:.2} s: {last}", took.as_secs_f64()),
+            )
+        }
+        Err(e) => (false, e),
+    };
+    Row {
+        case,
+        ok,
+        pair: "-".into(),
+        setup: "-".into(),
+        detail,
+    }
+}
+
+pub(super) fn path_cut(bins: &Binaries, stun: &str) -> Row {
+    let case = "7. path cut mid-session";
+    let ice = Ice {
+        servers: vec![stun.into()],
+        ..Ice::default()
+    };
+    let result = (|| -> Result<String, String> {
+        set_nats(Nat::Cone)?;
+        let (mut server, server_lines) = serve(bins, "case-7", "mcpw-peer1", &ice)?;
+        let cmd = client(
+            bins,
+            "case-7",
+            "mcpw-peer2",
+            &ice,
+            "sleep",
+            "{\"ms\":60000}",
+        );
+        let (mut child, lines) = spawn_until(cmd, "PAIR ", Duration::from_secs(25))?;
+        std::thread::sleep(Duration::from_millis(300));
+        ns("mcpw-nat1", &["iptables", "-I", "FORWARD", "-j", "DROP"])?;
+        let cut = Instant::now();
+        let status = crate::wait_bounded(&mut child, Duration::from_secs(15));
+        let client_took = cut.elapsed();
+        let client_said: Vec<String> = lines.try_iter().collect();
+        // The server side: serve reports the session's end.
+        let mut server_took = None;
+        let deadline = cut.checked_add(Duration::from_secs(15)).unwrap_or(cut);
+        while server_took.is_none() && Instant::now() < deadline {
+            if let Ok(line) = server_lines.recv_timeout(Duration::from_millis(100))
+                && (line.contains("gone") || line.contains("ended"))
+            {
+                server_took = Some(cut.elapsed());
+            }
+        }
+        let _ = server.kill();
+        let _ = server.wait();
+        let gone = client_said.iter().any(|l| l.contains("peer gone"));
+        match (status, server_took) {
+            (Ok(s), Some(st))
+                if !s.success()
+                    && gone
+                    && client_took < Duration::from_secs(10)
+                    && st < Duration::from_secs(10) =>
+            {
+                Ok(format!(
+                    "client: peer gone after {:.1} s; server: session ended after {:.1} s",
+                    client_took.as_secs_f64(),
+                    st.as_secs_f64()
+                ))
+            }
+            (status, st) => Err(format!(
+                "client {status:?} after {client_took:?} ({}); server end seen {st:?}",
+                client_said.last().map(String::as_str).unwrap_or("")
+            )),
+        }
+    })();
+    let _ = ns("mcpw-nat1", &["iptables", "-F", "FORWARD"]);
+    match result {
+        Ok(detail) => Row {
+            case,
+            ok: true,
+            pair: "host/srflx".into(),
+            setup: "-".into(),
+            detail,
+        },
+        Err(detail) => Row {
+            case,
+            ok: false,
+            pair: "-".into(),
+            setup: "-".into(),
+            detail,
+        },
+    }
+}
+
+/// The Python reference (aiortc) as the client, our `serve` as the server
+/// in relay-only mode: mixed stacks meeting through TURN.
+pub(super) fn python_reference(bins: &Binaries, python: &std::path::Path, turn: &str) -> Row {
+    let case = "8. Python reference client, Rust server relay-only";
+    let result = (|| -> Result<String, String> {
+        set_nats(Nat::Symmetric)?;
+        let mut cmd = ns_command("mcpw-direct1", &bins.cli);
+        cmd.args([
+            "serve",
+            "--signal",
+            "tcp://198.18.0.21:9999",
+            "--no-pairing",
+            "--relay-only",
+            "--ice-server",
+            turn,
+        ])
+        .args([
+            "--turn-username",
+            TURN_USER,
+            "--turn-credential",
+            TURN_PASSWORD,
+            "--",
+        ])
+        .arg(&bins.stdio_server);
+        let (mut server, _lines) = spawn_until(cmd, "9999", Duration::from_secs(15))?;
+        let peer = crate::workspace_root().join("xtask/interop/mcp_peer.py");
+        let mut client = ns_command("mcpw-peer2", python);
+        client
+            .arg(&peer)
+            .args(["client", "--tcp", "198.18.0.21:9999", "--ice-server", turn])
+            .args([
+                "--turn-username",
+                TURN_USER,
+                "--turn-credential",
+                TURN_PASSWORD,
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = client.spawn().map_err(|e| e.to_string())?;
+        let status = crate::wait_bounded(&mut child, Duration::from_secs(60));
+        let out = child.wait_with_output().map_err(|e| e.to_string())?;
+        let _ = server.kill();
+        let _ = server.wait();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let checks: Vec<&str> = text.lines().filter(|l| l.starts_with("CHECK ")).collect();
+        let failed: Vec<&&str> = checks.iter().filter(|l| l.contains(" FAIL")).collect();
+        if status.as_ref().is_ok_and(std::process::ExitStatus::success)
+            && failed.is_empty()
+            && checks.len() >= 4
+        {
+            Ok(format!(
+                "{} Python checks: initialize, list_tools, call_tool, 200 KiB by SHA-256",
+                checks.len()
+            ))
+        } else {
+            Err(format!(
+                "{status:?}: {failed:?} {}",
+                String::from_utf8_lossy(&out.stderr)
+                    .trim()
+                    .lines()
+                    .last()
+                    .unwrap_or("")
+            ))
+        }
+    })();
+    match result {
+        Ok(detail) => Row {
+            case,
+            ok: true,
+            pair: "relay (ours)".into(),
+            setup: "-".into(),
+            detail,
+        },
+        Err(detail) => Row {
+            case,
+            ok: false,
+            pair: "-".into(),
+            setup: "-".into(),
+            detail,
+        },
+    }
+}
