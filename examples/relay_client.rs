@@ -16,8 +16,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use mcp_webrtc::rmcp::ServiceExt;
 use mcp_webrtc::rmcp::model::CallToolRequestParams;
+use mcp_webrtc::rmcp::{RoleClient, ServiceExt};
 use mcp_webrtc::signaling::relay_protocol::{client_url, room_url};
 use mcp_webrtc::signaling::{
     PairedSignaling, PairingSecret, Signaling, WebSocketOptions, WebSocketSignaling,
@@ -66,10 +66,15 @@ struct Args {
     /// Relay candidates only (through TURN).
     #[arg(long)]
     relay_only: bool,
+    /// Give up on the MCP part (initialize, the tool list, the call) after
+    /// this many seconds.
+    #[arg(long, default_value_t = 120)]
+    call_timeout: u64,
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn Error + Send + Sync>> {
-    let arguments: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&args.args)
+    // Checked before anything connects.
+    serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&args.args)
         .map_err(|e| format!("--args must be a JSON object: {e}"))?;
     let url = match (&args.name, &args.room) {
         (Some(name), _) => client_url(&args.relay, name),
@@ -105,6 +110,17 @@ async fn run(args: Args) -> Result<(), Box<dyn Error + Send + Sync>> {
         builder = builder.ice_policy(IcePolicy::Relay);
     }
     let transport = builder.client(signaling).await?;
+    let limit = Duration::from_secs(args.call_timeout);
+    tokio::time::timeout(limit, session(transport, args))
+        .await
+        .map_err(|_| format!("no answer within --call-timeout {} s", limit.as_secs()))?
+}
+
+async fn session(
+    transport: WebRtcTransport<RoleClient>,
+    args: Args,
+) -> Result<(), Box<dyn Error + Send + Sync>> {
+    let arguments: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&args.args)?;
     let handle = transport.handle();
     let client = ().serve(transport).await?;
     let tools = client.list_all_tools().await?;
@@ -125,6 +141,13 @@ async fn run(args: Args) -> Result<(), Box<dyn Error + Send + Sync>> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // RUST_LOG=… prints the stack's log on stderr.
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     match run(Args::parse()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -220,6 +220,7 @@ fn ci() -> Result<(), String> {
     interop::run()?;
     js_interop::node()?;
     js_interop::browser()?;
+    netlab::run()?;
 
     println!("==> all CI steps passed");
     Ok(())

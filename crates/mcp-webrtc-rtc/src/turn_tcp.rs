@@ -98,15 +98,27 @@ impl TcpTurnBridge {
     /// Bridge to `server` (host:port, resolved now). Each TCP connection is
     /// opened on the first datagram from a local socket, within
     /// `connect_timeout`.
+    /// Its UDP socket gets `buffer` bytes each way, as the stack's own
+    /// sockets do: with the default (208 KiB) a burst from the stack
+    /// overflows it, and the losses slow SCTP to a crawl.
     pub(crate) async fn start(
         server: &str,
         connect_timeout: Duration,
+        buffer: usize,
     ) -> std::io::Result<TcpTurnBridge> {
         let target = tokio::net::lookup_host(server)
             .await?
             .next()
             .ok_or_else(|| std::io::Error::other(format!("{server}: no address")))?;
-        let udp = Arc::new(UdpSocket::bind(("127.0.0.1", 0)).await?);
+        let udp = UdpSocket::bind(("127.0.0.1", 0)).await?;
+        let tune = socket2::SockRef::from(&udp);
+        if let Err(e) = tune
+            .set_recv_buffer_size(buffer)
+            .and_then(|()| tune.set_send_buffer_size(buffer))
+        {
+            tracing::debug!(error = %e, "TURN/TCP bridge: could not enlarge the UDP buffers");
+        }
+        let udp = Arc::new(udp);
         let local = udp.local_addr()?;
         let task = tokio::spawn(run(udp, target, connect_timeout));
         Ok(TcpTurnBridge { local, task })

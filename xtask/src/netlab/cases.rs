@@ -135,13 +135,17 @@ pub(super) fn blob_case(
         let _ = server.wait();
         let out = reader.join().unwrap_or_default();
         let err = err_reader.join().unwrap_or_default();
+        if let Ok(dir) = std::env::var("NETLAB_LOGS") {
+            let _ = std::fs::write(format!("{dir}/{name}-client.log"), &err);
+        }
         if !status.as_ref().is_ok_and(std::process::ExitStatus::success) {
             let reached: Vec<&str> = ["TOOLS", "MODE", "SETUP_MS", "PAIR"]
                 .into_iter()
                 .filter(|t| tagged(&out, &format!("{t} ")).is_some())
                 .collect();
             return Err(format!(
-                "client failed ({status:?}) after {reached:?}, {}: {}",
+                "client failed ({status:?}) after {reached:?}, {} framing, {}: {}",
+                tagged(&out, "MODE ").unwrap_or("?"),
                 tagged(&out, "PAIR ").unwrap_or(""),
                 err.trim().lines().last().unwrap_or("")
             ));
@@ -351,7 +355,7 @@ pub(super) fn path_cut(bins: &Binaries, stun: &str) -> Row {
 pub(super) fn python_reference(bins: &Binaries, python: &std::path::Path, turn: &str) -> Row {
     let case = "8. Python reference client, Rust server relay-only";
     let result = (|| -> Result<String, String> {
-        set_nats(Nat::Symmetric)?;
+        set_nats(Nat::Cone)?;
         let mut cmd = ns_command("mcpw-direct1", &bins.cli);
         cmd.args([
             "serve",

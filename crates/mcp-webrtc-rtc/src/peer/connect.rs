@@ -57,11 +57,15 @@ async fn ice_servers(config: &PeerConfig) -> Result<(Vec<RTCIceServer>, Vec<TcpT
         for url in &server.urls {
             match PeerConfig::tcp_turn_target(url) {
                 Some(target) => {
-                    let bridge = TcpTurnBridge::start(&target, config.handshake_timeout)
-                        .await
-                        .map_err(|e| Error::InvalidConfig {
-                            reason: format!("TURN server {url}: {e}"),
-                        })?;
+                    let bridge = TcpTurnBridge::start(
+                        &target,
+                        config.handshake_timeout,
+                        config.udp_buffer_size,
+                    )
+                    .await
+                    .map_err(|e| Error::InvalidConfig {
+                        reason: format!("TURN server {url}: {e}"),
+                    })?;
                     urls.push(format!("turn:{}", bridge.local));
                     bridges.push(bridge);
                 }
@@ -205,6 +209,7 @@ pub async fn connect(
         early_candidates: Vec::new(),
         remote_budget: Arc::clone(&remote_budget),
         candidate_errors: Vec::new(),
+        early_messages: Vec::new(),
         mid: (None, None),
         start,
         gathering_since: None,
@@ -338,5 +343,6 @@ pub async fn connect(
         signaling: close_tx,
         signaling_task: std::sync::Mutex::new(Some(task)),
         _turn_bridges: turn_bridges,
+        early: std::sync::Mutex::new(hs.early_messages.into()),
     })
 }

@@ -88,6 +88,8 @@ pub struct Connection {
     pub(super) signaling_task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// TURN-over-TCP bridges this connection's relay candidates go through.
     pub(super) _turn_bridges: Vec<crate::turn_tcp::TcpTurnBridge>,
+    /// Messages that came before the open event, delivered first.
+    pub(super) early: std::sync::Mutex<std::collections::VecDeque<Incoming>>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -291,6 +293,9 @@ impl Connection {
     /// [`Error::PeerGone`] when the peer stops answering, within the
     /// dead-peer timeout of the loss.
     pub async fn recv(&self) -> Result<Option<Incoming>> {
+        if let Some(message) = self.take_early() {
+            return Ok(Some(message));
+        }
         let mut bye = self.peer_bye.clone();
         loop {
             tokio::select! {
@@ -331,8 +336,18 @@ impl Connection {
         }
     }
 
+    fn take_early(&self) -> Option<Incoming> {
+        self.early
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop_front()
+    }
+
     /// The next message, or `None` when the channel ends.
     async fn next_message(&self) -> Option<Incoming> {
+        if let Some(message) = self.take_early() {
+            return Some(message);
+        }
         loop {
             match self.dc.poll().await {
                 Some(DataChannelEvent::OnMessage(m)) => return Some(incoming(m)),
@@ -440,7 +455,7 @@ impl Connection {
     }
 }
 
-fn incoming(m: webrtc::data_channel::RTCDataChannelMessage) -> Incoming {
+pub(super) fn incoming(m: webrtc::data_channel::RTCDataChannelMessage) -> Incoming {
     let data = m.data.freeze();
     if m.is_string {
         Incoming::Text(data)

@@ -39,6 +39,9 @@ pub struct HandshakeTimings {
 
 /// Wake the stack's driver so that packets queued while handling an event go
 /// out now rather than at its next 200 ms tick (see `docs/performance.md`).
+/// Messages kept from before the channel's open event, at most.
+const MAX_EARLY_MESSAGES: usize = 64;
+
 async fn wake(pc: &Arc<dyn PeerConnection>) {
     let configuration = pc.get_configuration().await;
     let _ = pc.set_configuration(configuration).await;
@@ -66,6 +69,8 @@ pub(super) struct Handshake<'a> {
     /// The peer's candidates, counted against their limit.
     pub(super) remote_budget: Arc<CandidateBudget>,
     pub(super) candidate_errors: Vec<String>,
+    /// Messages that came before the channel's open event.
+    pub(super) early_messages: Vec<crate::Incoming>,
     /// Media id and index of our data section, for outgoing candidates.
     pub(super) mid: (Option<String>, Option<u16>),
     pub(super) start: Instant,
@@ -509,6 +514,18 @@ impl Handshake<'_> {
                         Some(DataChannelEvent::OnOpen) => {
                             if let Some(dc) = dc {
                                 return Ok(dc);
+                            }
+                        }
+                        // A message may come before the open event (the
+                        // peer's first message stands for the DCEP ACK, RFC
+                        // 8832, when the ACK is late): it is the peer's
+                        // HELLO, say, and must not be lost. Kept, bounded,
+                        // for the connection to deliver first.
+                        Some(DataChannelEvent::OnMessage(m)) => {
+                            if self.early_messages.len() < MAX_EARLY_MESSAGES {
+                                self.early_messages.push(super::connection::incoming(m));
+                            } else {
+                                tracing::warn!("more than {MAX_EARLY_MESSAGES} messages before the channel opened; dropped");
                             }
                         }
                         Some(DataChannelEvent::OnClose) | None => {
