@@ -128,6 +128,14 @@ const EXAMPLES: &[&str] = &[
     "peer_channel",
 ];
 
+/// Whether this runs as root (CI does).
+pub(crate) fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0"))
+}
+
 /// Make sure a program the tests need is on the machine: install its Debian
 /// package when running as root (as CI does), or say how.
 pub(crate) fn require_program(program: &str, package: &str) -> Result<(), String> {
@@ -138,11 +146,7 @@ pub(crate) fn require_program(program: &str, package: &str) -> Result<(), String
     if present {
         return Ok(());
     }
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0"));
-    if !root {
+    if !is_root() {
         return Err(format!(
             "the tests need `{program}`: install it with `apt-get install {package}`"
         ));

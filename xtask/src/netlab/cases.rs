@@ -86,6 +86,40 @@ pub(super) struct Row {
     pub(super) detail: String,
 }
 
+impl Row {
+    /// A row from a case's outcome: (pair, set-up, detail), or what failed.
+    fn of(case: &'static str, result: Result<(String, String, String), String>) -> Row {
+        match result {
+            Ok((pair, setup, detail)) => Row {
+                case,
+                ok: true,
+                pair,
+                setup,
+                detail,
+            },
+            Err(detail) => Row {
+                case,
+                ok: false,
+                pair: "-".into(),
+                setup: "-".into(),
+                detail,
+            },
+        }
+    }
+}
+
+/// Read a child's pipe to the end on a thread of its own (so a full pipe
+/// never stalls the child while we wait for it).
+fn read_all(pipe: Option<impl std::io::Read + Send + 'static>) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.read_to_string(&mut text);
+        }
+        text
+    })
+}
+
 fn tagged<'a>(out: &'a str, tag: &str) -> Option<&'a str> {
     out.lines().find_map(|l| l.strip_prefix(tag).map(str::trim))
 }
@@ -114,22 +148,8 @@ pub(super) fn blob_case(
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| e.to_string())?;
-        let out = child.stdout.take();
-        let reader = std::thread::spawn(move || {
-            let mut text = String::new();
-            if let Some(mut out) = out {
-                let _ = std::io::Read::read_to_string(&mut out, &mut text);
-            }
-            text
-        });
-        let err = child.stderr.take();
-        let err_reader = std::thread::spawn(move || {
-            let mut text = String::new();
-            if let Some(mut err) = err {
-                let _ = std::io::Read::read_to_string(&mut err, &mut text);
-            }
-            text
-        });
+        let reader = read_all(child.stdout.take());
+        let err_reader = read_all(child.stderr.take());
         let status = crate::wait_bounded(&mut child, Duration::from_secs(180));
         let _ = server.kill();
         let _ = server.wait();
@@ -206,29 +226,13 @@ pub(super) fn blob_case(
     }
 }
 
-/// SHA-256 by `sha256sum` (the xtask keeps to std).
+/// Lower-case hex SHA-256.
 fn sha256_hex(bytes: &[u8]) -> String {
-    use std::io::Write as _;
-    let Ok(mut child) = Command::new("sha256sum")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-    else {
-        return String::new();
-    };
-    if let Some(mut stdin) = child.stdin.take() {
-        let _ = stdin.write_all(bytes);
-    }
-    child
-        .wait_with_output()
-        .map(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .split_whitespace()
-                .next()
-                .unwrap_or("")
-                .to_owned()
-        })
-        .unwrap_or_default()
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 pub(super) fn wrong_credentials(bins: &Binaries, turn: &str) -> Row {
@@ -332,22 +336,10 @@ pub(super) fn path_cut(bins: &Binaries, stun: &str) -> Row {
         }
     })();
     let _ = ns("mcpw-nat1", &["iptables", "-F", "FORWARD"]);
-    match result {
-        Ok(detail) => Row {
-            case,
-            ok: true,
-            pair: "host/srflx".into(),
-            setup: "-".into(),
-            detail,
-        },
-        Err(detail) => Row {
-            case,
-            ok: false,
-            pair: "-".into(),
-            setup: "-".into(),
-            detail,
-        },
-    }
+    Row::of(
+        case,
+        result.map(|detail| ("host/srflx".into(), "-".to_owned(), detail)),
+    )
 }
 
 /// The Python reference (aiortc) as the client, our `serve` as the server
@@ -389,11 +381,12 @@ pub(super) fn python_reference(bins: &Binaries, python: &std::path::Path, turn: 
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = client.spawn().map_err(|e| e.to_string())?;
+        let (out, err) = (read_all(child.stdout.take()), read_all(child.stderr.take()));
         let status = crate::wait_bounded(&mut child, Duration::from_secs(60));
-        let out = child.wait_with_output().map_err(|e| e.to_string())?;
         let _ = server.kill();
         let _ = server.wait();
-        let text = String::from_utf8_lossy(&out.stdout);
+        let text = out.join().unwrap_or_default();
+        let stderr = err.join().unwrap_or_default();
         let checks: Vec<&str> = text.lines().filter(|l| l.starts_with("CHECK ")).collect();
         let failed: Vec<&&str> = checks.iter().filter(|l| l.contains(" FAIL")).collect();
         if status.as_ref().is_ok_and(std::process::ExitStatus::success)
@@ -407,28 +400,12 @@ pub(super) fn python_reference(bins: &Binaries, python: &std::path::Path, turn: 
         } else {
             Err(format!(
                 "{status:?}: {failed:?} {}",
-                String::from_utf8_lossy(&out.stderr)
-                    .trim()
-                    .lines()
-                    .last()
-                    .unwrap_or("")
+                stderr.trim().lines().last().unwrap_or("")
             ))
         }
     })();
-    match result {
-        Ok(detail) => Row {
-            case,
-            ok: true,
-            pair: "relay (ours)".into(),
-            setup: "-".into(),
-            detail,
-        },
-        Err(detail) => Row {
-            case,
-            ok: false,
-            pair: "-".into(),
-            setup: "-".into(),
-            detail,
-        },
-    }
+    Row::of(
+        case,
+        result.map(|detail| ("relay (ours)".into(), "-".to_owned(), detail)),
+    )
 }

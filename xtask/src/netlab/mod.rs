@@ -21,7 +21,6 @@ mod cases;
 mod topology;
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use cases::{Ice, blob_case, path_cut, python_reference, wrong_credentials};
@@ -34,11 +33,7 @@ use crate::js_interop::build_binaries;
 use crate::require_program;
 
 pub(crate) fn run() -> Result<(), String> {
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0"));
-    if !root {
+    if !crate::is_root() {
         return Err(format!(
             "netlab needs root (network namespaces, iptables): {CASES} cases skipped"
         ));
@@ -146,7 +141,16 @@ pub(crate) fn run() -> Result<(), String> {
     let only: Vec<usize> = std::env::var("NETLAB_CASES")
         .map(|v| v.split(',').filter_map(|c| c.trim().parse().ok()).collect())
         .unwrap_or_default();
-    let want = |n: usize| only.is_empty() || only.contains(&n);
+    // Case 8 (the Python reference) runs only when asked for: aiortc, which
+    // has no handshake timeout of its own, hangs in some runs (see
+    // docs/networking.md), and CI must not depend on it.
+    let want = |n: usize| {
+        if only.is_empty() {
+            n != 8
+        } else {
+            only.contains(&n)
+        }
+    };
     let mut rows = Vec::new();
     let peers = ("mcpw-peer1", "mcpw-peer2");
     if want(1) {

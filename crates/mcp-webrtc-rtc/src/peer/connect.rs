@@ -343,6 +343,7 @@ pub async fn connect(
         signaling: close_tx,
         signaling_task: std::sync::Mutex::new(Some(task)),
         _turn_bridges: turn_bridges,
+        early_left: AtomicBool::new(!hs.early_messages.is_empty()),
         early: std::sync::Mutex::new(hs.early_messages.into()),
     })
 }

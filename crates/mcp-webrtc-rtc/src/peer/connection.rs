@@ -90,6 +90,8 @@ pub struct Connection {
     pub(super) _turn_bridges: Vec<crate::turn_tcp::TcpTurnBridge>,
     /// Messages that came before the open event, delivered first.
     pub(super) early: std::sync::Mutex<std::collections::VecDeque<Incoming>>,
+    /// Whether `early` may hold any: `recv` takes no lock once it is empty.
+    pub(super) early_left: AtomicBool,
 }
 
 impl std::fmt::Debug for Connection {
@@ -337,10 +339,18 @@ impl Connection {
     }
 
     fn take_early(&self) -> Option<Incoming> {
-        self.early
+        if !self.early_left.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut early = self
+            .early
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .pop_front()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let message = early.pop_front();
+        if early.is_empty() {
+            self.early_left.store(false, Ordering::Release);
+        }
+        message
     }
 
     /// The next message, or `None` when the channel ends.
