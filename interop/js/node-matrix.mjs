@@ -108,6 +108,8 @@ async function referencePeer(url, token, initiator) {
   ws.on("message", (raw) => {
     const m = JSON.parse(raw.toString());
     if (m.type === "bye" || m.type === "error" || m.type === "refused") return;
+    // A late candidate after the session ended is not an error of the peer's.
+    if (peer.destroyed) return;
     peer.signal(m);
   });
   peer.once("close", () => ws.close());
