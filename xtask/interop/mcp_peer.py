@@ -28,6 +28,8 @@ import argparse
 import asyncio
 import hashlib
 import json
+import logging
+import os
 import sys
 import time
 
@@ -246,6 +248,14 @@ def main():
     parser.add_argument("--turn-username")
     parser.add_argument("--turn-credential")
     args = parser.parse_args()
+    # MCP_PEER_LOG=DEBUG logs aiortc and aioice to stderr (the network lab
+    # sets it when it keeps logs).
+    if os.environ.get("MCP_PEER_LOG"):
+        logging.basicConfig(
+            level=os.environ["MCP_PEER_LOG"].upper(),
+            stream=sys.stderr,
+            format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        )
     if args.ice_server:
         server = aiortc.RTCIceServer(
             urls=args.ice_server,

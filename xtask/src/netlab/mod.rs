@@ -141,16 +141,7 @@ pub(crate) fn run() -> Result<(), String> {
     let only: Vec<usize> = std::env::var("NETLAB_CASES")
         .map(|v| v.split(',').filter_map(|c| c.trim().parse().ok()).collect())
         .unwrap_or_default();
-    // Case 8 (the Python reference) runs only when asked for: aiortc, which
-    // has no handshake timeout of its own, hangs in some runs (see
-    // docs/networking.md), and CI must not depend on it.
-    let want = |n: usize| {
-        if only.is_empty() {
-            n != 8
-        } else {
-            only.contains(&n)
-        }
-    };
+    let want = |n: usize| only.is_empty() || only.contains(&n);
     let mut rows = Vec::new();
     let peers = ("mcpw-peer1", "mcpw-peer2");
     if want(1) {
