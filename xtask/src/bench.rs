@@ -32,6 +32,14 @@ const SIZES: &[(&str, u64)] = &[
 const FRAME_SIZES: &[u64] = &[4096, 16384, 65536, 262_144];
 const FRAME_BENCH_BYTES: u64 = 16 * 1024 * 1024;
 
+/// Only the hot path and the sessions (`cargo xtask bench scale`).
+pub(crate) fn run_scale() -> Result<(), String> {
+    let doc = workspace_root().join("docs/performance.md");
+    crate::bench_scale::write_sections(&doc)?;
+    println!("wrote {}", doc.display());
+    Ok(())
+}
+
 /// Only the comparison with the Python reference (`cargo xtask bench references`).
 pub(crate) fn run_references() -> Result<(), String> {
     let doc = workspace_root().join("docs/performance.md");
@@ -113,6 +121,7 @@ pub(crate) fn run() -> Result<(), String> {
     let table = mcp_table()?;
     println!("\n{table}");
     replace_section(&doc, MCP_BEGIN, MCP_END, &table)?;
+    crate::bench_scale::write_sections(&doc)?;
     let table = crate::bench_cli::table()?;
     println!("\n{table}");
     replace_section(&doc, crate::bench_cli::BEGIN, crate::bench_cli::END, &table)?;
@@ -548,7 +557,7 @@ fn command_output(cmd: &str, args: &[&str]) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-fn machine() -> String {
+pub(crate) fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {
@@ -632,7 +641,12 @@ fn core_table() -> Result<String, String> {
     Ok(t)
 }
 
-fn replace_section(doc: &Path, begin: &str, end: &str, table: &str) -> Result<(), String> {
+pub(crate) fn replace_section(
+    doc: &Path,
+    begin: &str,
+    end: &str,
+    table: &str,
+) -> Result<(), String> {
     let text = std::fs::read_to_string(doc).map_err(|e| format!("read {}: {e}", doc.display()))?;
     let (Some(b), Some(e)) = (text.find(begin), text.find(end)) else {
         return Err(format!(

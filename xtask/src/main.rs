@@ -38,14 +38,16 @@ commands:
   fuzz [SECONDS]
           run every cargo-fuzz target for SECONDS (default 30) each; needs
           `cargo install cargo-fuzz`, and uses RUSTC_BOOTSTRAP=1 on stable
-  bench [references]
+  bench [references | scale]
           run the benchmarks and write their figures into docs/performance.md;
           `references` runs only the comparison with the Python package
-          (needs root: the peers run in a network namespace)
+          (needs root: the peers run in a network namespace); `scale` only
+          the hot path by layer (with callgrind) and the sessions benchmark
 ";
 
 mod bench;
 mod bench_cli;
+mod bench_scale;
 mod interop;
 mod js_interop;
 mod mcp_interop;
@@ -58,6 +60,7 @@ fn main() -> ExitCode {
         Some("bench") => match args.next().as_deref() {
             None => bench::run(),
             Some("references") => bench::run_references(),
+            Some("scale") => bench::run_scale(),
             Some(other) => Err(format!("unknown bench `{other}`\n\n{USAGE}")),
         },
         Some("interop") => match args.next().as_deref() {
@@ -214,7 +217,13 @@ fn ci() -> Result<(), String> {
     cli_installs()?;
 
     let mut benches = cargo();
-    benches.args(["bench", "--workspace", "--locked", "--no-run"]);
+    benches.args([
+        "bench",
+        "--workspace",
+        "--locked",
+        "--all-features",
+        "--no-run",
+    ]);
     step("benchmarks build", benches)?;
 
     let mut fuzz = cargo();

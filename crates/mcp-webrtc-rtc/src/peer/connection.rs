@@ -200,6 +200,17 @@ impl Connection {
         &self.info
     }
 
+    /// The `webrtc` crate's data channel under this connection: for
+    /// measuring this layer against the bare stack (the hot-path benchmark
+    /// does), and for what this layer does not wrap. Sending or polling on
+    /// it directly bypasses this layer's size checks, send timeout, liveness
+    /// and early-message queue; mixing both on one channel reorders
+    /// messages.
+    #[must_use]
+    pub fn data_channel(&self) -> &Arc<dyn DataChannel> {
+        &self.dc
+    }
+
     /// How long set-up took, by phase.
     #[must_use]
     pub fn timings(&self) -> HandshakeTimings {
