@@ -45,6 +45,14 @@ impl Settings {
         self.setting_up.fetch_add(1, Ordering::AcqRel);
     }
 
+    /// A set-up counted by [`Settings::begin_setup`] ended before it began
+    /// (the client's room could not be joined).
+    pub(crate) fn end_setup(&self) {
+        let _ = self
+            .setting_up
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+    }
+
     /// A client gave a wrong code.
     pub(crate) fn wrong_code(&self) {
         let n = self
@@ -220,9 +228,12 @@ async fn host(
             () = stop.cancelled() => break Err(CliError::Interrupted),
             () = settings.too_many_wrong.cancelled() => break Err(too_many_wrong()),
             Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
-            accepted = relay.accept() => {
-                let sig: WebSocketSignaling = match accepted {
-                    Ok(sig) => sig,
+            // Each client's room is joined on its own task, so that a burst
+            // of clients does not outrun the relay's bounded queue of
+            // announcements to this host.
+            announced = relay.next_session() => {
+                let pending = match announced {
+                    Ok(pending) => pending,
                     Err(e) => break Err(from_signaling(&e, &name)),
                 };
                 next = next.saturating_add(1);
@@ -239,7 +250,11 @@ async fn host(
                 };
                 if let Some(reason) = refusal {
                     status(level, &format!("session {next}: refused: {reason}"));
-                    tokio::spawn(async move { let _ = sig.refuse(&reason).await; });
+                    tokio::spawn(async move {
+                        if let Ok(sig) = pending.join().await {
+                            let _ = sig.refuse(&reason).await;
+                        }
+                    });
                     continue;
                 }
                 settings.begin_setup();
@@ -247,6 +262,14 @@ async fn host(
                 let stop = stop.clone();
                 let n = next;
                 sessions.spawn(async move {
+                    let sig: WebSocketSignaling = match pending.join().await {
+                        Ok(sig) => sig,
+                        Err(e) => {
+                            settings.end_setup();
+                            status(settings.args.common.log_level, &format!("session {n}: could not join the client's room: {e}"));
+                            return;
+                        }
+                    };
                     if let Err(e) = session(settings, n, Box::new(sig), stop).await {
                         tracing::warn!("session {n}: {e}");
                     }

@@ -69,7 +69,7 @@ pub use tcp::{TcpSignaling, TcpSignalingListener};
 #[cfg(all(unix, feature = "unix"))]
 pub use unix::{UnixSignaling, UnixSignalingListener};
 #[cfg(feature = "websocket")]
-pub use websocket::{RelayHost, WebSocketOptions, WebSocketSignaling};
+pub use websocket::{PendingSession, RelayHost, WebSocketOptions, WebSocketSignaling};
 
 /// A signaling channel to one peer.
 ///

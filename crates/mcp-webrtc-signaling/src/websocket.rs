@@ -383,22 +383,60 @@ impl RelayHost {
     /// pings are answered only while `accept` runs: keep a task in `accept`
     /// (spawn each session) rather than serving clients one at a time.
     ///
+    /// `accept` joins each room before it returns, one client at a time. The
+    /// relay holds a bounded number of announcements per host (1,024) and
+    /// refuses clients beyond them ("host not answering"), so servers that
+    /// take bursts use [`RelayHost::next_session`] and join on each
+    /// session's own task.
+    ///
     /// # Errors
     /// [`Error::Relay`] if the relay closes the registration, or the error of
     /// joining the room.
     pub async fn accept(&mut self) -> Result<WebSocketSignaling> {
+        if self.pending_room.is_none() {
+            let room = self.next_room().await?;
+            self.pending_room = Some(room);
+        }
+        let Some(room) = self.pending_room.clone() else {
+            return Err(Error::PeerClosed);
+        };
+        let url = crate::relay_protocol::room_url(&self.base, &room);
+        let joined = WebSocketSignaling::connect(&url, self.options.clone()).await;
+        self.pending_room = None;
+        joined
+    }
+
+    /// Wait for the next client, and return at once with its session, to
+    /// be joined ([`PendingSession::join`]) on a task of its own: the
+    /// registration goes back to reading announcements straight away, so a
+    /// burst of clients is taken as fast as they come. Cancel-safe.
+    ///
+    /// # Errors
+    /// [`Error::Relay`] if the relay closes the registration; a malformed
+    /// announcement.
+    pub async fn next_session(&mut self) -> Result<PendingSession> {
+        let room = match self.pending_room.take() {
+            Some(room) => room,
+            None => self.next_room().await?,
+        };
+        Ok(PendingSession {
+            url: crate::relay_protocol::room_url(&self.base, &room),
+            options: self.options.clone(),
+        })
+    }
+
+    /// The next room the relay announces. Cancel-safe: it only reads the
+    /// registration's stream.
+    async fn next_room(&mut self) -> Result<String> {
+        // Bounded by the registration: each pass reads one message of it.
         loop {
-            if let Some(room) = self.pending_room.clone() {
-                let url = crate::relay_protocol::room_url(&self.base, &room);
-                let joined = WebSocketSignaling::connect(&url, self.options.clone()).await;
-                self.pending_room = None;
-                return joined;
-            }
-            let room = match self.control.next().await {
+            match self.control.next().await {
                 Some(Ok(Message::Text(text))) => {
                     match serde_json::from_str::<crate::relay_protocol::RelayMessage>(&text) {
-                        Ok(crate::relay_protocol::RelayMessage::Session { room }) => room,
-                        Ok(_) => continue,
+                        Ok(crate::relay_protocol::RelayMessage::Session { room }) => {
+                            return Ok(room);
+                        }
+                        Ok(_) => {}
                         Err(e) => {
                             return Err(Error::InvalidJson {
                                 dialect: Dialect::W3c,
@@ -413,11 +451,34 @@ impl RelayHost {
                     });
                     return Err(Error::Relay { code, reason });
                 }
-                Some(Ok(_)) => continue,
+                Some(Ok(_)) => {}
                 Some(Err(e)) => return Err(ws_error(&e)),
                 None => return Err(Error::PeerClosed),
-            };
-            self.pending_room = Some(room);
+            }
         }
+    }
+}
+
+/// A client the relay announced to a [`RelayHost`], not joined yet.
+#[derive(Clone)]
+pub struct PendingSession {
+    url: String,
+    options: WebSocketOptions,
+}
+
+impl std::fmt::Debug for PendingSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The room name is the client's only way in: not printed.
+        f.debug_struct("PendingSession").finish_non_exhaustive()
+    }
+}
+
+impl PendingSession {
+    /// Join the client's room: the signaling of this one session.
+    ///
+    /// # Errors
+    /// As [`WebSocketSignaling::connect`].
+    pub async fn join(self) -> Result<WebSocketSignaling> {
+        WebSocketSignaling::connect(&self.url, self.options).await
     }
 }

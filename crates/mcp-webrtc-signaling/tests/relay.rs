@@ -237,6 +237,70 @@ async fn two_hundred_concurrent_rooms_lose_nothing() {
     .unwrap();
 }
 
+/// A burst of clients that all arrive before the host reads anything (this
+/// test's runtime has one thread: every client connects before the host's
+/// loop runs), and a host that takes every announcement with
+/// `next_session` before joining any room: none is refused. With the
+/// relay's old queue of 64 announcements, 58 of 150 were.
+#[tokio::test]
+async fn a_burst_of_clients_beyond_the_announcement_queue_is_served() {
+    const CLIENTS: usize = 150;
+    tokio::time::timeout(T, async {
+        let config = RelayConfig::with_tokens([TOKEN])
+            .with_max_connections_per_ip(1000)
+            .with_max_rooms_per_token(1000)
+            .with_host_connect_rate(10_000);
+        let relay = relay(config).await;
+        let mut host = RelayHost::register(&relay.url(), "desk", opts())
+            .await
+            .unwrap();
+        let client_url = RelayHost::client_url(&relay.url(), "desk");
+        let clients: Vec<_> = (0..CLIENTS)
+            .map(|n| {
+                let url = client_url.clone();
+                tokio::spawn(async move {
+                    let mut c = WebSocketSignaling::connect(&url, opts()).await?;
+                    c.send(offer(n)).await?;
+                    let answer = c.recv().await?;
+                    let SignalMessage::Offer(sdp) = offer(n) else {
+                        unreachable!()
+                    };
+                    assert_eq!(
+                        answer,
+                        Some(SignalMessage::Answer(format!("answer to {sdp}")))
+                    );
+                    Ok::<(), Error>(())
+                })
+            })
+            .collect();
+        // Every announcement first, none joined yet: more than the relay's
+        // queue for this host holds at once.
+        let mut pending = Vec::new();
+        for _ in 0..CLIENTS {
+            pending.push(host.next_session().await.unwrap());
+        }
+        for session in pending {
+            tokio::spawn(async move {
+                let mut session = session.join().await.unwrap();
+                let Some(SignalMessage::Offer(sdp)) = session.recv().await.unwrap() else {
+                    panic!("no offer")
+                };
+                session
+                    .send(SignalMessage::Answer(format!("answer to {sdp}")))
+                    .await
+                    .unwrap();
+                let _ = session.recv().await;
+            });
+        }
+        for client in clients {
+            client.await.unwrap().unwrap();
+        }
+        assert_eq!(relay.stats().refused, 0, "no client was refused");
+    })
+    .await
+    .unwrap();
+}
+
 #[tokio::test]
 async fn each_client_of_a_host_gets_its_own_session() {
     tokio::time::timeout(T, async {

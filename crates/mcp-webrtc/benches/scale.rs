@@ -109,17 +109,24 @@ async fn serve(relay: String) {
     println!("READY");
     // Bounded by the parent, which kills this process.
     loop {
-        let signaling = match host.accept().await {
+        let pending = match host.next_session().await {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("accept: {e}");
                 return;
             }
         };
+        // Joined on the session's task, as `serve` does, so that a burst of
+        // clients does not outrun the relay's queue of announcements.
         tokio::spawn(async move {
-            let transport = WebRtcTransport::builder()
-                .bind(loopback())
-                .server(signaling);
+            let signaling = match pending.join().await {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("join: {e}");
+                    return;
+                }
+            };
+            let transport = builder().server(signaling);
             match transport.await {
                 Ok(transport) => {
                     if let Ok(running) = Greeter::default().serve(transport).await {

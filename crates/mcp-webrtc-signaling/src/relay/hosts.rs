@@ -177,6 +177,13 @@ impl Shared {
     }
 }
 
+/// Session announcements waiting to be written to one host, at most. A
+/// client beyond them is refused ("host not answering"). Each is a short
+/// line (under 300 bytes), so a full queue holds under 300 KiB; 64, as it
+/// was, refused clients of a burst of a hundred that all arrived before the
+/// host's writer ran once (the sessions benchmark, 500 clients at once).
+const MAX_ANNOUNCEMENTS: usize = 1024;
+
 /// Serve one host registration until it closes, stops answering pings, or
 /// the relay stops.
 pub(super) async fn run_host(
@@ -186,7 +193,7 @@ pub(super) async fn run_host(
     shared: &Shared,
     mut stopped: watch::Receiver<bool>,
 ) {
-    let (tx, mut rx) = mpsc::channel::<String>(64);
+    let (tx, mut rx) = mpsc::channel::<String>(MAX_ANNOUNCEMENTS);
     let mine = tx.clone();
     if let Err((code, reason)) = shared.register(&host, token, tx) {
         shared.refuse();
