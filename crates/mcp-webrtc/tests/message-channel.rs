@@ -256,3 +256,40 @@ async fn a_clean_close_ends_the_other_side_with_peer_closed() {
     assert!(next(&mut b).await.is_none());
     assert_eq!(b.handle().end_reason(), Some(EndReason::PeerClosed));
 }
+
+/// rmcp drops send futures, and a send future that finds the channel idle
+/// writes its frame itself: a future dropped part way through its write
+/// must not lose the frame, nor leave it to be sent twice. With a tiny send
+/// buffer most writes wait for room, so most drops land mid-write; small
+/// and chunked messages alternate.
+#[tokio::test]
+async fn sends_whose_futures_are_dropped_mid_write_arrive_once_and_in_order() {
+    const MESSAGES: usize = 200;
+    let tiny = || loopback().send_buffer_limit(4 * 1024);
+    let (mut a, mut b) = pair(tiny(), tiny()).await;
+    let tx = a.sender();
+    // `a` keeps reading: that is what reads the peer's HELLO.
+    let reader = tokio::spawn(async move { while a.receive().await.is_some() {} });
+    let message = |n: usize| {
+        let pad = if n.is_multiple_of(5) { 100 * 1024 } else { 10 };
+        Bytes::from(format!(
+            r#"{{"jsonrpc":"2.0","method":"n","params":{{"n":{n},"pad":"{}"}}}}"#,
+            "p".repeat(pad)
+        ))
+    };
+    for n in 0..MESSAGES {
+        let send = tx.send(message(n));
+        // One poll starts the send (and, when the channel is idle, its
+        // direct write); then the future is dropped.
+        let mut send = std::pin::pin!(send);
+        let _ = futures::poll!(send.as_mut());
+    }
+    for n in 0..MESSAGES {
+        let got = next(&mut b).await.expect("every message arrives");
+        assert_eq!(got, message(n), "message {n} arrived whole and in order");
+    }
+    // Nothing arrives twice.
+    let extra = tokio::time::timeout(Duration::from_millis(500), b.receive()).await;
+    assert!(extra.is_err(), "no message after the last: {extra:?}");
+    reader.abort();
+}
