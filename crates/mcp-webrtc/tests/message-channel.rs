@@ -257,11 +257,12 @@ async fn a_clean_close_ends_the_other_side_with_peer_closed() {
     assert_eq!(b.handle().end_reason(), Some(EndReason::PeerClosed));
 }
 
-/// rmcp drops send futures, and a send future that finds the channel idle
-/// writes its frame itself: a future dropped part way through its write
-/// must not lose the frame, nor leave it to be sent twice. With a tiny send
-/// buffer most writes wait for room, so most drops land mid-write; small
-/// and chunked messages alternate.
+/// rmcp drops send futures. A message whose send future is dropped after
+/// one poll still goes out, whole, once, and in order, small and chunked
+/// alike; with a tiny send buffer most sends wait for room. (A send future
+/// that wrote to the channel itself would lose the frame, or send it twice,
+/// when dropped mid-write: a direct write tried for the hot path failed
+/// this test until its unfinished writes moved onto a task.)
 #[tokio::test]
 async fn sends_whose_futures_are_dropped_mid_write_arrive_once_and_in_order() {
     const MESSAGES: usize = 200;

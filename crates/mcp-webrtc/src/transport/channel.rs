@@ -105,10 +105,7 @@ impl std::fmt::Debug for MessageSender {
 
 /// Queue one message: checked to be a JSON-RPC 2.0 message (what it is
 /// decides how a failure is reported), then sent unchanged.
-fn send_raw(
-    shared: &Arc<Shared>,
-    message: Bytes,
-) -> impl Future<Output = Result<()>> + Send + 'static {
+fn send_raw(shared: &Shared, message: Bytes) -> impl Future<Output = Result<()>> + Send + 'static {
     let _entered = shared.span.enter();
     let queued = match classify(&message) {
         Ok(class) => {
@@ -130,9 +127,7 @@ impl MessageSender {
     ///
     /// The message is queued when this is called, and the future resolves
     /// once the framer has taken it (it waits only while the outbound queue
-    /// is full) and, when the channel is idle, the future has handed its
-    /// first frame to the channel itself. Dropping the future does not
-    /// withdraw the message, nor cut a frame short.
+    /// is full). Dropping the future does not withdraw the message.
     ///
     /// # Errors
     /// [`Error::InvalidMessage`] for bytes that are not one JSON-RPC 2.0

@@ -146,28 +146,17 @@ impl<R: ServiceRole> WebRtcTransport<R> {
     }
 }
 
-/// Queue one encoded message of `kind`, in call order. The future waits for
-/// room in the framer's queue (never for the network, but for one frame):
-/// when the channel is idle, it puts the message's first frame on the
-/// channel itself, which saves the hand-off to the writer task on the hot
-/// path. A direct write that is cancelled part way finishes on a task of
-/// its own, so nothing is lost or sent twice.
+/// Queue one encoded message of `kind`, in call order; the future waits for
+/// room in the framer's queue (never for the network).
 pub(crate) fn send_encoded(
-    shared: &Arc<Shared>,
+    shared: &Shared,
     bytes: Bytes,
     kind: Kind,
 ) -> impl Future<Output = Result<()>> + Send + 'static {
     let outcome = shared.enqueue(bytes, kind);
-    let direct = matches!(outcome, SendOutcome::Ready(Ok(())))
-        .then(|| writer::WakeOnDrop::new(Arc::clone(shared)));
     async move {
         match outcome {
-            SendOutcome::Ready(result) => {
-                if let Some(direct) = direct {
-                    direct.write_now().await;
-                }
-                result
-            }
+            SendOutcome::Ready(result) => result,
             SendOutcome::Wait(done) => done.await.unwrap_or_else(|_| {
                 Err(Error::Closed {
                     reason: "the transport was dropped".into(),

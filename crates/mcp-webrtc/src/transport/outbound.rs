@@ -187,9 +187,7 @@ fn wait_in(out: &mut Outbound, bytes: Bytes, kind: Kind) -> oneshot::Receiver<Re
 }
 
 impl Shared {
-    /// Queue one encoded message, in call order. When it returns
-    /// `Ready(Ok)`, the caller must write directly or wake the writer
-    /// ([`super::writer::WakeOnDrop`] does one or the other).
+    /// Queue one encoded message, in call order.
     pub(crate) fn enqueue(&self, bytes: Bytes, kind: Kind) -> SendOutcome {
         if let Some(end) = self.end_reason() {
             return SendOutcome::Ready(Err(end.to_error()));
@@ -209,12 +207,7 @@ impl Shared {
             SendOutcome::Wait(wait_in(&mut out, bytes, kind))
         };
         drop(out);
-        // A message the framer took at once is put on the channel by its
-        // own send future when the channel is idle (`send_encoded`); the
-        // writer is woken for everything else.
-        if !matches!(outcome, SendOutcome::Ready(Ok(()))) {
-            self.writer_wake.notify_one();
-        }
+        self.writer_wake.notify_one();
         outcome
     }
 
