@@ -171,6 +171,10 @@ async fn one(
 
 /// Host mode at a relay: each client gets a session and a child of its
 /// own, up to `--max-sessions` at once.
+/// Refused clients being told so at once, at most (each needs a join of
+/// its room); beyond it, a refused client is dropped untold.
+const MAX_REFUSALS_IN_FLIGHT: usize = 8;
+
 async fn host(
     settings: Arc<Settings>,
     base: &str,
@@ -221,6 +225,7 @@ async fn host(
         ),
     );
     let mut sessions = JoinSet::new();
+    let refusing = Arc::new(AtomicUsize::new(0));
     let mut next = 0u64;
     // Bounded: each pass accepts one client, reaps one session, or stops.
     let result = loop {
@@ -249,11 +254,22 @@ async fn host(
                     None
                 };
                 if let Some(reason) = refusal {
+                    // Telling a refused client joins its room: at most a
+                    // few such joins at once, so that a flood of clients
+                    // cannot hold a socket each (the relay caps them per
+                    // address, and serve's own sessions need theirs).
+                    if refusing.load(Ordering::Acquire) >= MAX_REFUSALS_IN_FLIGHT {
+                        status(level, &format!("session {next}: refused without telling it ({MAX_REFUSALS_IN_FLIGHT} refusals on their way): {reason}"));
+                        continue;
+                    }
                     status(level, &format!("session {next}: refused: {reason}"));
+                    refusing.fetch_add(1, Ordering::AcqRel);
+                    let refusing = Arc::clone(&refusing);
                     tokio::spawn(async move {
                         if let Ok(sig) = pending.join().await {
                             let _ = sig.refuse(&reason).await;
                         }
+                        refusing.fetch_sub(1, Ordering::AcqRel);
                     });
                     continue;
                 }
@@ -262,7 +278,14 @@ async fn host(
                 let stop = stop.clone();
                 let n = next;
                 sessions.spawn(async move {
-                    let sig: WebSocketSignaling = match pending.join().await {
+                    let joined = tokio::select! {
+                        joined = pending.join() => joined,
+                        () = stop.cancelled() => {
+                            settings.end_setup();
+                            return;
+                        }
+                    };
+                    let sig: WebSocketSignaling = match joined {
                         Ok(sig) => sig,
                         Err(e) => {
                             settings.end_setup();

@@ -380,8 +380,9 @@ impl RelayHost {
     /// call.
     ///
     /// The relay pings the registration and closes it if nothing answers, and
-    /// pings are answered only while `accept` runs: keep a task in `accept`
-    /// (spawn each session) rather than serving clients one at a time.
+    /// pings are answered only while `accept` (or `next_session`) runs: keep
+    /// a task in it (spawn each session) rather than serving clients one at
+    /// a time.
     ///
     /// `accept` joins each room before it returns, one client at a time. The
     /// relay holds a bounded number of announcements per host (1,024) and
@@ -468,7 +469,8 @@ pub struct PendingSession {
 
 impl std::fmt::Debug for PendingSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The room name is the client's only way in: not printed.
+        // The room is the client's session id: not printed, like the
+        // token in the options.
         f.debug_struct("PendingSession").finish_non_exhaustive()
     }
 }

@@ -204,8 +204,9 @@ fn cpu_ticks(pid: u32) -> u64 {
     fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
 }
 
-/// Open files this process may have: the benchmark needs about four per
-/// session (two sockets on each side, plus the relay's).
+/// Open files this process may have: the benchmark asks for six per
+/// session and 64 more (a UDP socket and a WebSocket on each side, and the
+/// relay's two, with room to spare).
 fn open_file_limit() -> u64 {
     let text = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
     text.lines()

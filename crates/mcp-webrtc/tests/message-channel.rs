@@ -257,17 +257,21 @@ async fn a_clean_close_ends_the_other_side_with_peer_closed() {
     assert_eq!(b.handle().end_reason(), Some(EndReason::PeerClosed));
 }
 
-/// rmcp drops send futures. A message whose send future is dropped after
-/// one poll still goes out, whole, once, and in order, small and chunked
-/// alike; with a tiny send buffer most sends wait for room. (A send future
-/// that wrote to the channel itself would lose the frame, or send it twice,
-/// when dropped mid-write: a direct write tried for the hot path failed
-/// this test until its unfinished writes moved onto a task.)
+/// rmcp drops send futures. A message whose send future is dropped while it
+/// waits for room in the outbound queue still goes out, whole and exactly
+/// once. The queue is small (256 KiB) and the channel's send buffer tiny,
+/// so many sends wait and are dropped waiting. Small messages may overtake
+/// chunked ones (that is the interleaving), so order is checked within
+/// each kind.
 #[tokio::test]
-async fn sends_whose_futures_are_dropped_mid_write_arrive_once_and_in_order() {
+async fn sends_whose_futures_are_dropped_while_waiting_arrive_exactly_once() {
     const MESSAGES: usize = 200;
-    let tiny = || loopback().send_buffer_limit(4 * 1024);
-    let (mut a, mut b) = pair(tiny(), tiny()).await;
+    let small = || {
+        loopback()
+            .send_buffer_limit(4 * 1024)
+            .framing(mcp_webrtc::core::Config::default().with_max_queued_bytes(256 * 1024))
+    };
+    let (mut a, mut b) = pair(small(), small()).await;
     let tx = a.sender();
     // `a` keeps reading: that is what reads the peer's HELLO.
     let reader = tokio::spawn(async move { while a.receive().await.is_some() {} });
@@ -278,16 +282,35 @@ async fn sends_whose_futures_are_dropped_mid_write_arrive_once_and_in_order() {
             "p".repeat(pad)
         ))
     };
+    let mut waited = 0;
     for n in 0..MESSAGES {
-        let send = tx.send(message(n));
-        // One poll starts the send (and, when the channel is idle, its
-        // direct write); then the future is dropped.
-        let mut send = std::pin::pin!(send);
-        let _ = futures::poll!(send.as_mut());
+        // One poll queues the message; a send that must wait for room is
+        // then dropped.
+        let mut send = std::pin::pin!(tx.send(message(n)));
+        if futures::poll!(send.as_mut()).is_pending() {
+            waited += 1;
+        }
     }
-    for n in 0..MESSAGES {
+    assert!(waited > 0, "some sends waited for room and were dropped");
+    let mut seen = [false; MESSAGES];
+    let (mut last_small, mut last_chunked) = (None, None);
+    for _ in 0..MESSAGES {
         let got = next(&mut b).await.expect("every message arrives");
-        assert_eq!(got, message(n), "message {n} arrived whole and in order");
+        let value: Value = serde_json::from_slice(&got).unwrap();
+        let n = usize::try_from(value["params"]["n"].as_u64().unwrap()).unwrap();
+        assert_eq!(got, message(n), "message {n} arrived whole");
+        assert!(!seen[n], "message {n} arrived twice");
+        seen[n] = true;
+        let last = if n.is_multiple_of(5) {
+            &mut last_chunked
+        } else {
+            &mut last_small
+        };
+        assert!(
+            last.is_none_or(|l| l < n),
+            "message {n} came after {last:?}"
+        );
+        *last = Some(n);
     }
     // Nothing arrives twice.
     let extra = tokio::time::timeout(Duration::from_millis(500), b.receive()).await;

@@ -406,7 +406,9 @@ fn python_checks(child: &mut Child) -> (Vec<String>, PythonExit) {
     let exit = match crate::wait_bounded(child, grace) {
         Ok(status) => PythonExit::Exited(status),
         Err(_) if all => PythonExit::HungAfterChecks,
-        Err(e) => PythonExit::TimedOut(e),
+        Err(_) => PythonExit::TimedOut(format!(
+            "did not print its {PYTHON_CHECKS} checks within 60 s"
+        )),
     };
     checks.extend(rx.try_iter().filter(|l| l.starts_with("CHECK ")));
     (checks, exit)
@@ -478,8 +480,9 @@ pub(super) fn python_reference(bins: &Binaries, python: &std::path::Path, turn: 
             )),
             PythonExit::HungAfterChecks if passed => Ok(format!(
                 "{} Python checks: initialize, list_tools, call_tool, 200 KiB by SHA-256 \
-                 (then the reference hung deleting its TURN allocation, an aioice retry \
-                 of up to 63 s; killed after {PYTHON_EXIT_GRACE:?})",
+                 (then the Python process did not exit within {PYTHON_EXIT_GRACE:?} and \
+                 was killed; in the logged runs, aioice was retrying the deletion of its \
+                 TURN allocation, for up to 63 s)",
                 checks.len()
             )),
             exit => {
