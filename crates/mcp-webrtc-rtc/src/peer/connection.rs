@@ -278,6 +278,10 @@ impl Connection {
         self.check_usable()?;
         self.check_size(text.len())?;
         tokio::select! {
+            // The send first: when the buffer has room it is done at once,
+            // and the liveness wait and the timer are never polled (nor
+            // registered, nor taken out again).
+            biased;
             r = self.dc.send_text(text) => r.map_err(|e| self.map_send_error(e, text.len())),
             reason = self.gone() => Err(self.gone_error(reason)),
             () = tokio::time::sleep(self.send_timeout) => Err(Error::SendTimeout { after: self.send_timeout }),
@@ -293,6 +297,10 @@ impl Connection {
         let size = data.len();
         self.check_size(size)?;
         tokio::select! {
+            // The send first: when the buffer has room it is done at once,
+            // and the liveness wait and the timer are never polled (nor
+            // registered, nor taken out again).
+            biased;
             r = self.dc.send(data) => r.map_err(|e| self.map_send_error(e, size)),
             reason = self.gone() => Err(self.gone_error(reason)),
             () = tokio::time::sleep(self.send_timeout) => Err(Error::SendTimeout { after: self.send_timeout }),

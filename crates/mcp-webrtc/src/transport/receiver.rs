@@ -130,21 +130,33 @@ impl<D: Decode> Receiver<D> {
                 shared.handle_timeout();
                 continue;
             }
-            let incoming = tokio::select! {
-                // Frames already waiting are read before a timer fires.
-                biased;
-                () = shared.cancel.cancelled() => {
-                    // Ended elsewhere (a failed send, or closed).
-                    shared.finish(EndReason::Closed);
-                    self.done = true;
-                    continue;
+            if shared.cancel.is_cancelled() {
+                // Ended elsewhere (a failed send, or closed).
+                shared.finish(EndReason::Closed);
+                self.done = true;
+                continue;
+            }
+            let incoming = if backed_up || timer.is_some() {
+                tokio::select! {
+                    // Frames already waiting are read before a timer fires.
+                    biased;
+                    () = shared.synthetic_wake.notified() => continue,
+                    incoming = shared.conn.recv(), if !backed_up => incoming,
+                    () = shared.reply_room.notified(), if backed_up => continue,
+                    () = tokio::time::sleep_until(timer.unwrap_or_else(Instant::now)), if timer.is_some() => {
+                        shared.handle_timeout();
+                        continue;
+                    }
                 }
-                incoming = shared.conn.recv(), if !backed_up => incoming,
-                () = shared.reply_room.notified(), if backed_up => continue,
-                () = shared.synthetic_wake.notified() => continue,
-                () = tokio::time::sleep_until(timer.unwrap_or_else(Instant::now)), if timer.is_some() => {
-                    shared.handle_timeout();
-                    continue;
+            } else {
+                // The common case (no timer, replies not backed up): only the
+                // channel and the wake-up that `finish` and made-up errors
+                // send, so that a `receive` rmcp drops and makes again is
+                // cheap.
+                tokio::select! {
+                    biased;
+                    () = shared.synthetic_wake.notified() => continue,
+                    incoming = shared.conn.recv() => incoming,
                 }
             };
             match shared.frame(incoming) {

@@ -46,14 +46,20 @@ pub(crate) async fn write_loop(shared: Arc<Shared>) {
             transmit
         };
         let Some(transmit) = transmit else {
-            tokio::select! {
-                () = shared.writer_wake.notified() => {}
-                () = shared.cancel.cancelled() => return,
+            if shared.cancel.is_cancelled() {
+                return;
             }
+            // `finish` cancels, then wakes this task: the wake-up is enough
+            // (a permit is kept if this task is not waiting yet), and one
+            // waiter costs less than two each time the queue runs dry.
+            shared.writer_wake.notified().await;
             continue;
         };
         let len = transmit.len() as u64;
         let sent = tokio::select! {
+            // The send first: one that is done at once never registers
+            // with the cancellation token.
+            biased;
             sent = send_transmit(&shared.conn, transmit) => sent,
             () = shared.cancel.cancelled() => return,
         };
