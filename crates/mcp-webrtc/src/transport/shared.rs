@@ -197,12 +197,19 @@ impl Shared {
             }
             Ok(Some(Incoming::Binary(bytes))) => {
                 bump(&self.counters.bytes_received, bytes.len() as u64);
-                let result = self
-                    .out()
-                    .framer
-                    .receive_binary(&bytes, std::time::Instant::now());
-                // A HELLO may have queued ours, or released waiting messages.
-                self.writer_wake.notify_one();
+                let (result, hello) = {
+                    let mut out = self.out();
+                    let before = out.framer.peer_limits().is_none();
+                    let result = out.framer.receive_binary(&bytes, std::time::Instant::now());
+                    (result, before && out.framer.peer_limits().is_some())
+                };
+                // The peer's HELLO may have queued ours, released waiting
+                // messages or refused some: the writer has work. Any other
+                // frame gives it none, so a large inbound message does not
+                // wake it once per frame.
+                if hello {
+                    self.writer_wake.notify_one();
+                }
                 result
             }
             Ok(None) => return Framed::End(EndReason::PeerClosed),
