@@ -40,6 +40,15 @@ pub(crate) fn run_scale() -> Result<(), String> {
     Ok(())
 }
 
+/// Only the hot path (`cargo xtask bench hotpath`): minutes, not the
+/// sessions benchmark's quarter hour.
+pub(crate) fn run_hotpath() -> Result<(), String> {
+    let doc = workspace_root().join("docs/performance.md");
+    crate::bench_scale::write_hotpath(&doc)?;
+    println!("wrote {}", doc.display());
+    Ok(())
+}
+
 /// Only the comparison with the Python reference (`cargo xtask bench references`).
 pub(crate) fn run_references() -> Result<(), String> {
     let doc = workspace_root().join("docs/performance.md");

@@ -14,12 +14,17 @@ const SCALE_END: &str = "<!-- xtask-bench:scale:end -->";
 
 /// Run both benchmarks and write their sections of `doc`.
 pub(crate) fn write_sections(doc: &std::path::Path) -> Result<(), String> {
-    let table = hotpath_table()?;
-    println!("\n{table}");
-    crate::bench::replace_section(doc, HOT_BEGIN, HOT_END, &table)?;
+    write_hotpath(doc)?;
     let table = scale_table()?;
     println!("\n{table}");
     crate::bench::replace_section(doc, SCALE_BEGIN, SCALE_END, &table)
+}
+
+/// Run the hot-path benchmark only and write its section of `doc`.
+pub(crate) fn write_hotpath(doc: &std::path::Path) -> Result<(), String> {
+    let table = hotpath_table()?;
+    println!("\n{table}");
+    crate::bench::replace_section(doc, HOT_BEGIN, HOT_END, &table)
 }
 
 /// Round trips counted under callgrind: the difference of two runs.
@@ -67,24 +72,27 @@ fn bench_executable(bench: &str) -> Result<std::path::PathBuf, String> {
         .ok_or_else(|| format!("cargo named no executable for the {bench} benchmark"))
 }
 
-/// Instructions of the whole process for `calls` round trips (callgrind).
-fn instructions(exe: &std::path::Path, calls: u64) -> Result<u64, String> {
+/// Instructions of the whole process for `calls` round trips on `path`, on
+/// one thread (callgrind).
+fn instructions(exe: &std::path::Path, path: &str, calls: u64) -> Result<u64, String> {
     let dir = workspace_root().join("target/callgrind");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let out = Command::new("valgrind")
         .arg("--tool=callgrind")
         .arg(format!(
-            "--callgrind-out-file={}/hotpath-{calls}.out",
+            "--callgrind-out-file={}/hotpath-{path}-{calls}.out",
             dir.display()
         ))
         .arg(exe)
         .env("HOTPATH_CALLS", calls.to_string())
+        .env("HOTPATH_PATH", path)
+        .env("HOTPATH_WORKERS", "1")
         .output()
         .map_err(|e| format!("valgrind (apt-get install valgrind): {e}"))?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {
         return Err(format!(
-            "callgrind run with {calls} calls failed:\n{}",
+            "callgrind run of {path} with {calls} calls failed:\n{}",
             stderr.lines().rev().take(20).collect::<Vec<_>>().join("\n")
         ));
     }
@@ -97,32 +105,81 @@ fn instructions(exe: &std::path::Path, calls: u64) -> Result<u64, String> {
         .ok_or_else(|| "callgrind printed no `Collected` line".to_owned())
 }
 
-/// Run the hot-path benchmark and count instructions; its table.
+/// The paths of the hot-path benchmark: its key, and the table's words.
+const PATHS: [(&str, &str); 5] = [
+    (
+        "bare",
+        "(a) `webrtc` data channel used directly, 64-byte text",
+    ),
+    ("rtc", "(b) our rtc layer (`Connection`), 64-byte text"),
+    ("memory", "(c) rmcp in memory, `call_tool` of `echo`"),
+    ("webrtc", "(d) `call_tool` of `echo` over `WebRtcTransport`"),
+    (
+        "minimal",
+        "(e) the same over `Minimal`, the least rmcp transport on our rtc layer (a reference)",
+    ),
+];
+
+/// Paths counted under callgrind (the rtc layer's is not).
+const COUNTED: [&str; 4] = ["bare", "memory", "webrtc", "minimal"];
+
+/// Run the hot-path benchmark (on two workers with bulk, then on one
+/// thread) and count instructions per path; its table.
 fn hotpath_table() -> Result<String, String> {
-    let mut run = cargo();
-    run.args([
-        "bench",
-        "--locked",
-        "-p",
-        "mcp-webrtc",
-        "--bench",
-        "hotpath",
-    ]);
-    step("hot-path benchmark (four layers, bulk)", run)?;
-    let v = read_json("hotpath.json")?;
+    let bench = |env: &[(&str, &str)]| {
+        let mut run = cargo();
+        run.args([
+            "bench",
+            "--locked",
+            "-p",
+            "mcp-webrtc",
+            "--bench",
+            "hotpath",
+        ]);
+        run.envs(env.iter().copied());
+        run
+    };
+    step(
+        "hot-path benchmark (five paths, bulk; two workers)",
+        bench(&[]),
+    )?;
+    step(
+        "hot-path benchmark (five paths; one thread)",
+        bench(&[
+            ("HOTPATH_WORKERS", "1"),
+            ("HOTPATH_LATENCY_ONLY", "1"),
+            ("HOTPATH_OUT", "hotpath-1.json"),
+        ]),
+    )?;
+    let two = read_json("hotpath.json")?;
+    let one = read_json("hotpath-1.json")?;
     let exe = bench_executable("hotpath")?;
-    println!("==> callgrind: {} and {} round trips", CALLS.0, CALLS.1);
-    let (low, high) = (instructions(&exe, CALLS.0)?, instructions(&exe, CALLS.1)?);
-    let per_call = high
-        .saturating_sub(low)
-        .checked_div(CALLS.1.saturating_sub(CALLS.0))
-        .unwrap_or(0);
-    format_hotpath(&v, per_call).map_err(|e| e.to_string())
+    let mut counted = std::collections::BTreeMap::new();
+    for path in COUNTED {
+        println!(
+            "==> callgrind: {path}, {} and {} round trips",
+            CALLS.0, CALLS.1
+        );
+        let (low, high) = (
+            instructions(&exe, path, CALLS.0)?,
+            instructions(&exe, path, CALLS.1)?,
+        );
+        let per_call = high
+            .saturating_sub(low)
+            .checked_div(CALLS.1.saturating_sub(CALLS.0))
+            .unwrap_or(0);
+        counted.insert(path, per_call);
+    }
+    format_hotpath(&two, &one, &counted).map_err(|e| e.to_string())
 }
 
-fn format_hotpath(v: &serde_json::Value, per_call: u64) -> Result<String, std::fmt::Error> {
-    let m = |k: &str| num(v, &format!("{k}_median_us"));
-    let p = |k: &str| num(v, &format!("{k}_p99_us"));
+fn format_hotpath(
+    two: &serde_json::Value,
+    one: &serde_json::Value,
+    counted: &std::collections::BTreeMap<&str, u64>,
+) -> Result<String, std::fmt::Error> {
+    let m = |v: &serde_json::Value, k: &str| num(v, &format!("{k}_median_us"));
+    let instr = |k: &str| counted.get(k).map_or(f64::NAN, |&n| n as f64);
     let mut t = String::new();
     writeln!(
         t,
@@ -132,47 +189,92 @@ fn format_hotpath(v: &serde_json::Value, per_call: u64) -> Result<String, std::f
     writeln!(t)?;
     writeln!(
         t,
-        "Individual round trips, {} of each, in interleaved rounds:",
-        num(v, "samples")
+        "Individual round trips, {} of each path, in interleaved rounds; one run on two tokio \
+         workers, then one on tokio's current-thread runtime (everything on one thread). \
+         Instructions: callgrind, on one thread, both peers and both stacks.",
+        num(two, "samples")
     )?;
     writeln!(t)?;
-    writeln!(t, "| path | median | p99 |")?;
-    writeln!(t, "|---|---:|---:|")?;
-    for (name, key) in [
-        (
-            "(a) `webrtc` data channel used directly, 64-byte text",
-            "bare",
-        ),
-        ("(b) our rtc layer (`Connection`), 64-byte text", "rtc"),
-        ("(c) rmcp in memory, `call_tool` of `echo`", "memory"),
-        ("(d) `call_tool` of `echo` over `WebRtcTransport`", "webrtc"),
-    ] {
-        writeln!(t, "| {name} | {:.1} µs | {:.1} µs |", m(key), p(key))?;
+    writeln!(
+        t,
+        "| path | median, 2 workers | p99, 2 workers | context switches | median, 1 thread | CPU, 1 thread | instructions |"
+    )?;
+    writeln!(t, "|---|---:|---:|---:|---:|---:|---:|")?;
+    for (key, name) in PATHS {
+        let count = counted
+            .get(key)
+            .map_or_else(|| "not counted".to_owned(), u64::to_string);
+        writeln!(
+            t,
+            "| {name} | {:.1} µs | {:.1} µs | {:.1} | {:.1} µs | {:.0} µs | {count} |",
+            m(two, key),
+            num(two, &format!("{key}_p99_us")),
+            num(two, &format!("{key}_switches_per_rt")),
+            m(one, key),
+            num(one, &format!("{key}_cpu_us_per_rt")),
+        )?;
     }
     writeln!(t)?;
-    let ours = m("webrtc") - m("bare") - m("memory");
-    let rtc = m("rtc") - m("bare");
-    writeln!(t, "| derived | value | target |")?;
-    writeln!(t, "|---|---:|---|")?;
+    let added = |v: &serde_json::Value| m(v, "webrtc") - m(v, "bare") - m(v, "memory");
+    let machinery = |v: &serde_json::Value| m(v, "webrtc") - m(v, "minimal");
+    let any = |v: &serde_json::Value| m(v, "minimal") - m(v, "bare") - m(v, "memory");
+    let rtc = |v: &serde_json::Value| m(v, "rtc") - m(v, "bare");
     writeln!(
         t,
-        "| our added cost, (d) − (a) − (c) | {ours:.1} µs | ≤ 20 µs |"
+        "| derived | 2 workers | 1 thread | instructions | target |"
     )?;
-    writeln!(t, "| the rtc layer's, (b) − (a) | {rtc:.1} µs | ≤ 10 µs |")?;
-    writeln!(t, "| (d) p99 | {:.1} µs | ≤ 300 µs |", p("webrtc"))?;
+    writeln!(t, "|---|---:|---:|---:|---|")?;
     writeln!(
         t,
-        "| instructions per `call_tool` round trip (callgrind, both peers) | {per_call} | |"
-    )?;
-    let (bare, bulk) = (num(v, "bare_bulk_mb_s"), num(v, "webrtc_bulk_mb_s"));
-    writeln!(
-        t,
-        "| 100 MiB: bare channel, 16 KiB messages | {bare:.0} MB/s | |"
+        "| our added cost, (d) − (a) − (c) | {:.1} µs | {:.1} µs | {:.0} | ≤ 20 µs |",
+        added(two),
+        added(one),
+        instr("webrtc") - instr("bare") - instr("memory")
     )?;
     writeln!(
         t,
-        "| 100 MiB `call_tool` result over our transport | {bulk:.0} MB/s ({:.0}%) | ≥ 80% |",
-        bulk / bare * 100.0
+        "| of which our transport's machinery, (d) − (e) | {:.1} µs | {:.1} µs | {:.0} | |",
+        machinery(two),
+        machinery(one),
+        instr("webrtc") - instr("minimal")
+    )?;
+    writeln!(
+        t,
+        "| and any rmcp transport on this stack, (e) − (a) − (c) | {:.1} µs | {:.1} µs | {:.0} | |",
+        any(two),
+        any(one),
+        instr("minimal") - instr("bare") - instr("memory")
+    )?;
+    writeln!(
+        t,
+        "| the rtc layer's, (b) − (a) | {:.1} µs | {:.1} µs | | ≤ 10 µs |",
+        rtc(two),
+        rtc(one)
+    )?;
+    writeln!(
+        t,
+        "| (d) p99 | {:.1} µs | | | ≤ 300 µs |",
+        num(two, "webrtc_p99_us")
+    )?;
+    writeln!(t)?;
+    let (bare, bulk) = (num(two, "bare_bulk_mb_s"), num(two, "webrtc_bulk_mb_s"));
+    writeln!(
+        t,
+        "100 MiB, three of each alternately (medians), two workers; CPU time of the process (both peers):"
+    )?;
+    writeln!(t)?;
+    writeln!(t, "| 100 MiB | throughput | CPU time | target |")?;
+    writeln!(t, "|---|---:|---:|---|")?;
+    writeln!(
+        t,
+        "| bare channel, 16 KiB binary messages | {bare:.0} MB/s | {:.2} s | |",
+        num(two, "bare_bulk_cpu_s")
+    )?;
+    writeln!(
+        t,
+        "| `call_tool` result over our transport, 16 KiB frames | {bulk:.0} MB/s ({:.0}%) | {:.2} s | ≥ 80% |",
+        bulk / bare * 100.0,
+        num(two, "webrtc_bulk_cpu_s")
     )?;
     Ok(t)
 }

@@ -38,11 +38,12 @@ commands:
   fuzz [SECONDS]
           run every cargo-fuzz target for SECONDS (default 30) each; needs
           `cargo install cargo-fuzz`, and uses RUSTC_BOOTSTRAP=1 on stable
-  bench [references | scale]
+  bench [references | scale | hotpath]
           run the benchmarks and write their figures into docs/performance.md;
           `references` runs only the comparison with the Python package
           (needs root: the peers run in a network namespace); `scale` only
-          the hot path by layer (with callgrind) and the sessions benchmark
+          the hot path by layer (with callgrind) and the sessions benchmark;
+          `hotpath` only the hot path by layer
 ";
 
 mod bench;
@@ -61,6 +62,7 @@ fn main() -> ExitCode {
             None => bench::run(),
             Some("references") => bench::run_references(),
             Some("scale") => bench::run_scale(),
+            Some("hotpath") => bench::run_hotpath(),
             Some(other) => Err(format!("unknown bench `{other}`\n\n{USAGE}")),
         },
         Some("interop") => match args.next().as_deref() {

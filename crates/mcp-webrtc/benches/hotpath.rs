@@ -6,23 +6,37 @@
 //! - (b) our rtc layer (`Connection::send_text` / `recv`) on the same kind of
 //!   connection;
 //! - (c) rmcp in memory: a `call_tool` of `echo` over a duplex pipe;
-//! - (d) the same `call_tool` over `WebRtcTransport` on loopback.
+//! - (d) the same `call_tool` over `WebRtcTransport` on loopback;
+//! - (e) the same `call_tool` over [`Minimal`], the least an rmcp transport
+//!   on our rtc layer can do (encode and send inline, receive and decode
+//!   inline; no framing, limits, bookkeeping or writer task): a reference,
+//!   not a product. (d) − (e) is what our transport's own machinery costs.
 //!
-//! Our own cost is (d) − (a) − (c), and the rtc layer's (b) − (a). The four
+//! Our own cost is (d) − (a) − (c), and the rtc layer's (b) − (a). The five
 //! are measured in interleaved rounds, so drift on the shared machine
-//! touches all of them alike.
+//! touches all of them alike. Each round also counts the process's context
+//! switches and CPU time per round trip.
 //!
 //! Bulk: 100 MiB over the bare channel in 16 KiB binary messages, against
 //! 100 MiB `call_tool` results over our transport (16 KiB frames), in the
-//! same run.
+//! same run, with the CPU time of each. The tool hands over a result made
+//! before the timer starts, so the figure is the transport's and not the
+//! time a tool takes to make 100 MiB of text.
 //!
-//! Results go to `target/criterion/hotpath.json` for `cargo xtask bench`.
+//! Results go to `target/criterion/hotpath.json` (or `HOTPATH_OUT`) for
+//! `cargo xtask bench`. `HOTPATH_WORKERS=1` runs everything on tokio's
+//! current-thread runtime (no hand-off between threads); the default is two
+//! workers. `HOTPATH_LATENCY_ONLY` and `HOTPATH_BULK_ONLY` run one half;
+//! `HOTPATH_PATHS` (a comma-separated list) picks the paths of the first.
+//! Besides the five, `minimal_writer` is `Minimal` handing each message to
+//! a writer task: it measures the hand-off alone.
 //!
-//! `HOTPATH_CALLS=N` instead makes N `call_tool` round trips over our
-//! transport after set-up and a warm-up, and nothing else: `cargo xtask
-//! bench` runs it under callgrind twice, with two values of N, and the
-//! difference of the instruction counts over the difference of N is the
-//! instruction count of one round trip (both peers, both stacks).
+//! `HOTPATH_CALLS=N` instead makes N round trips on one path
+//! (`HOTPATH_PATH`: one of the paths' names; by default `webrtc`) after
+//! set-up and a warm-up, and nothing else: `cargo xtask bench` runs it
+//! under callgrind twice per path, with two values of N, and the difference
+//! of the instruction counts over the difference of N is the instruction
+//! count of one round trip (both peers, both stacks).
 #![allow(
     missing_docs,
     unreachable_pub,
@@ -38,6 +52,10 @@
 
 #[path = "../../../examples/common/greeter.rs"]
 mod greeter;
+#[path = "hotpath_support/process.rs"]
+mod process;
+#[path = "hotpath_support/reference.rs"]
+mod reference;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -46,10 +64,12 @@ use bytes::BytesMut;
 use greeter::Greeter;
 use mcp_webrtc::rmcp::model::CallToolRequestParams;
 use mcp_webrtc::rmcp::service::RunningService;
-use mcp_webrtc::rmcp::{RoleClient, ServiceExt};
+use mcp_webrtc::rmcp::{RoleClient, ServerHandler, ServiceExt};
 use mcp_webrtc::rtc::{Connection, Incoming, PeerConfig};
 use mcp_webrtc::signaling::MemorySignaling;
 use mcp_webrtc::{DEFAULT_SEND_BUFFER, WebRtcTransport};
+use process::{context_switches, cpu_ticks};
+use reference::{Prebuilt, minimal};
 use webrtc::data_channel::DataChannelEvent;
 
 type Client = RunningService<RoleClient, ()>;
@@ -79,12 +99,26 @@ async fn rtc_pair() -> (Connection, Connection) {
     (x.unwrap(), y.unwrap())
 }
 
+async fn minimal_client(with_writer: bool) -> Client {
+    let (x, y) = rtc_pair().await;
+    tokio::spawn(async move {
+        if let Ok(running) = Greeter::default().serve(minimal(y, with_writer)).await {
+            let _ = running.waiting().await;
+        }
+    });
+    ().serve(minimal(x, with_writer)).await.unwrap()
+}
+
 async fn webrtc_client() -> Client {
+    client_of(Greeter::default()).await
+}
+
+async fn client_of<S: ServerHandler>(handler: S) -> Client {
     let (s, c) = MemorySignaling::pair();
     let server = WebRtcTransport::builder().bind(loopback());
     tokio::spawn(async move {
         let transport = server.server(s).await.unwrap();
-        if let Ok(running) = Greeter::default().serve(transport).await {
+        if let Ok(running) = handler.serve(transport).await {
             let _ = running.waiting().await;
         }
     });
@@ -124,7 +158,7 @@ async fn blob(client: &Client, bytes: usize) {
     assert_eq!(result.content[0].as_text().unwrap().text.len(), bytes);
 }
 
-/// One of the four paths, ready to time one round trip at a time.
+/// One of the paths, ready to time one round trip at a time.
 enum Path {
     Bare(Connection, tokio::task::JoinHandle<()>),
     Rtc(Connection, tokio::task::JoinHandle<()>),
@@ -238,63 +272,108 @@ async fn bare_bulk(x: &Connection, y: &Connection) -> f64 {
     BULK as f64 / start.elapsed().as_secs_f64() / 1e6
 }
 
-async fn calls_only(n: usize) {
-    let client = webrtc_client().await;
-    for _ in 0..WARM_UP {
-        echo(&client).await;
+async fn path_named(name: &str) -> Path {
+    match name {
+        "bare" => Path::bare().await,
+        "rtc" => Path::rtc().await,
+        "memory" => Path::Mcp(greeter::in_memory_client().await.unwrap()),
+        "minimal" => Path::Mcp(minimal_client(false).await),
+        "minimal_writer" => Path::Mcp(minimal_client(true).await),
+        "webrtc" => Path::Mcp(webrtc_client().await),
+        other => panic!("no path named {other}"),
     }
-    for _ in 0..n {
-        echo(&client).await;
-    }
-    let _ = client.cancel().await;
 }
 
-async fn measure() -> serde_json::Value {
+/// `n` round trips on one path (`HOTPATH_PATH`, by default `webrtc`) after
+/// set-up and a warm-up, and nothing else.
+async fn calls_only(n: usize) {
     let text = "x".repeat(MESSAGE);
-    let names = ["bare", "rtc", "memory", "webrtc"];
-    let paths = [
-        Path::bare().await,
-        Path::rtc().await,
-        Path::Mcp(greeter::in_memory_client().await.unwrap()),
-        Path::Mcp(webrtc_client().await),
-    ];
+    let name = std::env::var("HOTPATH_PATH").unwrap_or_else(|_| "webrtc".into());
+    let path = path_named(&name).await;
+    for _ in 0..WARM_UP + n {
+        path.round_trip(&text).await;
+    }
+    path.end().await;
+}
+
+async fn measure() -> serde_json::Map<String, serde_json::Value> {
+    let text = "x".repeat(MESSAGE);
+    let list =
+        std::env::var("HOTPATH_PATHS").unwrap_or_else(|_| "bare,rtc,memory,webrtc,minimal".into());
+    let names: Vec<&str> = list.split(',').collect();
+    let mut paths = Vec::new();
+    for name in &names {
+        paths.push(path_named(name).await);
+    }
     for path in &paths {
         for _ in 0..WARM_UP {
             path.round_trip(&text).await;
         }
     }
     let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); paths.len()];
+    let mut switches = vec![0u64; paths.len()];
+    let mut cpu = vec![0u64; paths.len()];
     for _ in 0..ROUNDS {
-        for (path, out) in paths.iter().zip(samples.iter_mut()) {
+        for ((path, out), (sw, cpu)) in paths
+            .iter()
+            .zip(samples.iter_mut())
+            .zip(switches.iter_mut().zip(cpu.iter_mut()))
+        {
+            let (s, c) = (context_switches(), cpu_ticks());
             for _ in 0..PER_ROUND {
                 let t = Instant::now();
                 path.round_trip(&text).await;
                 out.push(t.elapsed());
             }
+            *sw += context_switches() - s;
+            *cpu += cpu_ticks() - c;
         }
     }
     let mut out = serde_json::Map::new();
-    for (name, v) in names.iter().zip(samples.iter_mut()) {
+    let n = (ROUNDS * PER_ROUND) as f64;
+    for (i, (name, v)) in names.iter().zip(samples.iter_mut()).enumerate() {
         v.sort();
         out.insert(format!("{name}_median_us"), percentile(v, 0.5).into());
         out.insert(format!("{name}_p99_us"), percentile(v, 0.99).into());
+        out.insert(
+            format!("{name}_switches_per_rt"),
+            (switches[i] as f64 / n).into(),
+        );
+        // CPU time of the whole process per round trip, in µs.
+        out.insert(
+            format!("{name}_cpu_us_per_rt"),
+            (cpu[i] as f64 * 1e4 / n).into(),
+        );
     }
     out.insert("samples".into(), (ROUNDS * PER_ROUND).into());
-    let [bare, rtc, memory, webrtc] = paths;
-    for path in [bare, rtc, memory] {
+    for path in paths {
         path.end().await;
     }
-    let Path::Mcp(client) = webrtc else {
-        panic!("the fourth path is MCP over our transport");
-    };
-    // Bulk: the bare channel and our transport, alternately, three each.
+    out
+}
+
+/// Bulk: the bare channel and our transport, alternately, three each; MB/s
+/// and CPU seconds per run (both peers are in this process).
+async fn bulk(out: &mut serde_json::Map<String, serde_json::Value>) {
+    let prebuilt = Prebuilt::default();
+    let client = client_of(prebuilt.clone()).await;
     let (x, y) = rtc_pair().await;
     let (mut bare, mut ours) = (Vec::new(), Vec::new());
-    for _ in 0..3 {
+    let (mut bare_cpu, mut ours_cpu) = (Vec::new(), Vec::new());
+    for round in 0..3 {
+        let c = cpu_ticks();
         bare.push(bare_bulk(&x, &y).await);
-        let t = Instant::now();
+        bare_cpu.push((cpu_ticks() - c) as f64 / 100.0);
+        // Made before the timer starts: the figure is the transport's.
+        prebuilt
+            .results
+            .lock()
+            .unwrap()
+            .push(greeter::blob(BULK, round));
+        let (t, c) = (Instant::now(), cpu_ticks());
         blob(&client, BULK).await;
         ours.push(BULK as f64 / t.elapsed().as_secs_f64() / 1e6);
+        ours_cpu.push((cpu_ticks() - c) as f64 / 100.0);
     }
     x.close().await;
     y.close().await;
@@ -305,15 +384,29 @@ async fn measure() -> serde_json::Value {
     };
     out.insert("bare_bulk_mb_s".into(), median(bare).into());
     out.insert("webrtc_bulk_mb_s".into(), median(ours).into());
-    serde_json::Value::Object(out)
+    out.insert("bare_bulk_cpu_s".into(), median(bare_cpu).into());
+    out.insert("webrtc_bulk_cpu_s".into(), median(ours_cpu).into());
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    // `HOTPATH_WORKERS=1` runs everything on one thread (tokio's
+    // current-thread runtime): no hand-off between threads at all.
+    let workers = std::env::var("HOTPATH_WORKERS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(2);
+    let rt = if workers <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .enable_all()
+            .build()
+            .unwrap()
+    };
     if let Some(n) = std::env::var("HOTPATH_CALLS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -326,10 +419,21 @@ fn main() {
         rt.block_on(calls_only(10));
         return;
     }
-    let out = rt.block_on(measure());
+    let out = rt.block_on(async {
+        let mut out = serde_json::Map::new();
+        if std::env::var_os("HOTPATH_BULK_ONLY").is_none() {
+            out = measure().await;
+        }
+        if std::env::var_os("HOTPATH_LATENCY_ONLY").is_none() {
+            bulk(&mut out).await;
+        }
+        out.insert("workers".into(), workers.max(1).into());
+        serde_json::Value::Object(out)
+    });
     let text = serde_json::to_string_pretty(&out).unwrap();
     println!("hotpath: {text}");
+    let name = std::env::var("HOTPATH_OUT").unwrap_or_else(|_| "hotpath.json".into());
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/criterion");
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("hotpath.json"), text).unwrap();
+    std::fs::write(dir.join(name), text).unwrap();
 }
