@@ -319,35 +319,41 @@ async fn sends_whose_futures_are_dropped_while_waiting_arrive_exactly_once() {
 }
 
 /// A session that ends takes its tasks with it: the writer, the
-/// connection's driver and liveness tasks all stop, whichever side closes
-/// and whether or not the other side is still reading. A task that missed
-/// the end (a writer that never hears of it, say) would keep the session's
+/// connection's driver and liveness tasks all stop. Two ways to end are
+/// tried: one side closes while the other reads to the end, and both sides
+/// are dropped without a close while neither reads. A task that missed the
+/// end (a writer that never hears of it, say) would keep the session's
 /// connection and buffers alive for as long as the process runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_that_ends_leaves_no_task_behind() {
     let metrics = tokio::runtime::Handle::current().metrics();
     let before = metrics.num_alive_tasks();
-    let (mut a, mut b) = pair(loopback(), loopback()).await;
-    a.send(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#)
-        .await
-        .unwrap();
-    assert!(next(&mut b).await.is_some());
-    b.send(r#"{"jsonrpc":"2.0","id":1,"result":{}}"#)
-        .await
-        .unwrap();
-    assert!(next(&mut a).await.is_some());
-    assert!(metrics.num_alive_tasks() > before);
-    a.close().await;
-    assert!(next(&mut b).await.is_none());
-    drop((a, b));
-    let deadline = tokio::time::Instant::now() + T;
-    // Bounded by the deadline.
-    while metrics.num_alive_tasks() > before {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{} tasks still alive {T:?} after the session ended ({before} before it)",
-            metrics.num_alive_tasks()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    for close in [true, false] {
+        let (mut a, mut b) = pair(loopback(), loopback()).await;
+        a.send(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#)
+            .await
+            .unwrap();
+        assert!(next(&mut b).await.is_some());
+        b.send(r#"{"jsonrpc":"2.0","id":1,"result":{}}"#)
+            .await
+            .unwrap();
+        assert!(next(&mut a).await.is_some());
+        assert!(metrics.num_alive_tasks() > before);
+        if close {
+            a.close().await;
+            assert!(next(&mut b).await.is_none());
+        }
+        drop((a, b));
+        let deadline = tokio::time::Instant::now() + T;
+        // Bounded by the deadline.
+        while metrics.num_alive_tasks() > before {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{} tasks still alive {T:?} after the session ended ({before} before it; \
+                 closed: {close})",
+                metrics.num_alive_tasks()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }

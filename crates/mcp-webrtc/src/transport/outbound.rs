@@ -189,10 +189,14 @@ fn wait_in(out: &mut Outbound, bytes: Bytes, kind: Kind) -> oneshot::Receiver<Re
 impl Shared {
     /// Queue one encoded message, in call order.
     pub(crate) fn enqueue(&self, bytes: Bytes, kind: Kind) -> SendOutcome {
+        let mut out = self.out();
+        // Checked under the queue's lock: `finish` records the end, then
+        // drains this queue under the same lock, so a message is either
+        // refused here or drained (and failed) there, never queued after
+        // the drain and left behind.
         if let Some(end) = self.end_reason() {
             return SendOutcome::Ready(Err(end.to_error()));
         }
-        let mut out = self.out();
         match &kind {
             Kind::Request(id) => out.remember(id),
             Kind::Notification(Some(cancelled)) => out.answered(cancelled),

@@ -175,8 +175,8 @@ impl Shared {
                 synthetic.push_back(error_response(id, PEER_GONE, reason.to_string(), None));
             }
         }
-        // Cancel first: `receive` and the writer check the token when they
-        // wake, so it must be set before either wake-up.
+        // Cancel first: `receive` and the writer check the token before
+        // each wait, so it must be set before either wake-up.
         self.cancel.cancel();
         self.synthetic_wake.notify_one();
         self.writer_wake.notify_one();

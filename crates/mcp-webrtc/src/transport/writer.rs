@@ -36,6 +36,11 @@ async fn send_transmit(conn: &Connection, transmit: Transmit) -> mcp_webrtc_rtc:
 pub(crate) async fn write_loop(shared: Arc<Shared>) {
     // Bounded: each pass sends one frame, or waits for work or the end.
     loop {
+        // Once the session has ended nothing more goes out, even if the
+        // framer still holds frames and each send would be done at once.
+        if shared.cancel.is_cancelled() {
+            return;
+        }
         let transmit = {
             let mut out = shared.out();
             shared.refill(&mut out);
@@ -46,9 +51,6 @@ pub(crate) async fn write_loop(shared: Arc<Shared>) {
             transmit
         };
         let Some(transmit) = transmit else {
-            if shared.cancel.is_cancelled() {
-                return;
-            }
             // `finish` cancels, then wakes this task: the wake-up is enough
             // (a permit is kept if this task is not waiting yet), and one
             // waiter costs less than two each time the queue runs dry.
