@@ -8,6 +8,9 @@
 //     reference-shaped Node server ⇄ Rust client (examples/relay_client)
 // - This project's package (mcp-webrtc-channel) on @roamhq/wrtc, chunked,
 //   paired, with 20 MiB results, in both roles.
+// - The same package in plain mode against the reference's shape, in a
+//   relay room, in both roles: it takes simple-peer's random label, and as a
+//   server it answers a result over 256 KiB with the JSON-RPC error.
 //
 // Environment: MCP_WEBRTC, STDIO_SERVER, RELAY_CLIENT (as browser.mjs).
 // Prints one `CELL <name>\t<ok|FAIL>\t<detail>` line per check; exits 1 on any failure.
@@ -100,8 +103,15 @@ class SimplePeerTransport {
 async function referencePeer(url, token, initiator) {
   const ws = new WebSocket(url, { headers: { authorization: `Bearer ${token}` } });
   await new Promise((resolve, reject) => {
-    ws.once("open", resolve);
-    ws.once("error", reject);
+    const t = setTimeout(() => reject(new Error(`the relay did not open ${url} within 10 s`)), 10_000);
+    ws.once("open", () => {
+      clearTimeout(t);
+      resolve();
+    });
+    ws.once("error", (e) => {
+      clearTimeout(t);
+      reject(e);
+    });
   });
   const peer = new SimplePeer({ initiator, wrtc, trickle: true });
   peer.on("signal", (data) => ws.send(JSON.stringify(data)));
@@ -228,6 +238,85 @@ async function ourNodeServerToRustClient(relay) {
   host.close();
 }
 
+// ---- this project's package, plain mode, against the reference's shape ----
+
+function blobServer(name, alphabet) {
+  const server = new McpServer({ name, version: "0.1.0" });
+  server.registerTool("blob", { description: "bytes of text", inputSchema: { bytes: z.number().int() } }, async ({ bytes }) => {
+    const text = alphabet.repeat(Math.ceil(bytes / alphabet.length)).slice(0, bytes);
+    return { content: [{ type: "text", text }, { type: "text", text: `sha256:${sha256(text)}` }] };
+  });
+  server.registerTool("greet", { description: "a greeting", inputSchema: { name: z.string() } }, async ({ name: who }) => ({
+    content: [{ type: "text", text: `Hello, ${who}!` }],
+  }));
+  return server;
+}
+
+const hashed = (result, bytes) => {
+  const body = result?.content?.[0]?.text ?? "";
+  return body.length === bytes && result?.content?.[1]?.text === `sha256:${sha256(body)}`;
+};
+
+async function referenceServerToOurPlainClient(relay) {
+  const url = `${relay.url}/v1/room/plain-${randomBytes(6).toString("hex")}`;
+  const { peer, ws } = await referencePeer(url, relay.token, true);
+  const referenceTransport = new SimplePeerTransport(peer);
+  const serving = blobServer("reference-shaped node server", "0123456789abcdef").connect(referenceTransport);
+  const signaling = await WebSocketSignaling.connect(url, { token: relay.token, WebSocket });
+  const transport = new WebRtcTransport({ signaling, role: "answerer", RTCPeerConnection: wrtc.RTCPeerConnection });
+  const client = new Client({ name: "mcp-webrtc-channel, plain", version: "0.1.0" });
+  await client.connect(transport, { timeout: 30_000 });
+  await serving;
+  const { tools } = await client.listTools(undefined, { timeout: 30_000 });
+  cell(
+    "reference-server→our-plain-client: tools listed",
+    transport.mode === "plain" && tools.some((t) => t.name === "blob"),
+    `${transport.mode} framing, simple-peer's channel ${JSON.stringify(referenceTransport.label)}, tools ${JSON.stringify(tools.map((t) => t.name))}`,
+  );
+  const greet = await client.callTool({ name: "greet", arguments: { name: "plain" } }, undefined, { timeout: 30_000 });
+  cell("reference-server→our-plain-client: tool called", greet.content?.[0]?.text === "Hello, plain!", JSON.stringify(greet.content?.[0]?.text));
+  const big = await client.callTool({ name: "blob", arguments: { bytes: 200 * 1024 } }, undefined, { timeout: 30_000 });
+  cell("reference-server→our-plain-client: 200 KiB result", hashed(big, 200 * 1024), `${big.content?.[0]?.text?.length} bytes`);
+  await client.close();
+  peer.destroy();
+  ws.close();
+}
+
+async function ourPlainServerToReferenceClient(relay) {
+  const url = `${relay.url}/v1/room/plain-${randomBytes(6).toString("hex")}`;
+  const signaling = await WebSocketSignaling.connect(url, { token: relay.token, WebSocket });
+  const transport = new WebRtcTransport({ signaling, role: "offerer", chunked: false, RTCPeerConnection: wrtc.RTCPeerConnection });
+  const serving = blobServer("mcp-webrtc-channel server, plain", "abcdefghijklmnop").connect(transport);
+  const { peer, ws } = await referencePeer(url, relay.token, false);
+  const client = new Client({ name: "reference-shaped node client", version: "0.1.0" });
+  await client.connect(new SimplePeerTransport(peer), { timeout: 30_000 });
+  await serving;
+  const { tools } = await client.listTools(undefined, { timeout: 30_000 });
+  cell(
+    "our-plain-server→reference-client: tools listed",
+    transport.mode === "plain" && tools.some((t) => t.name === "greet"),
+    `${transport.mode} framing, tools ${JSON.stringify(tools.map((t) => t.name))}`,
+  );
+  const big = await client.callTool({ name: "blob", arguments: { bytes: 200 * 1024 } }, undefined, { timeout: 30_000 });
+  cell("our-plain-server→reference-client: 200 KiB result", hashed(big, 200 * 1024), `${big.content?.[0]?.text?.length} bytes`);
+  let refusal = null;
+  try {
+    await client.callTool({ name: "blob", arguments: { bytes: 300 * 1024 } }, undefined, { timeout: 30_000 });
+  } catch (e) {
+    refusal = e;
+  }
+  const after = await client.callTool({ name: "greet", arguments: { name: "again" } }, undefined, { timeout: 30_000 }).catch((e) => ({ failed: e }));
+  cell(
+    "our-plain-server→reference-client: oversize is a JSON-RPC error, the channel lives",
+    refusal !== null && /result too large for this peer/.test(refusal.message) && after.content?.[0]?.text === "Hello, again!",
+    refusal ? refusal.message : "no error",
+  );
+  await client.close();
+  await transport.close();
+  peer.destroy();
+  ws.close();
+}
+
 async function wrongTokenIsRefused(relay) {
   const started = Date.now();
   const error = await WebSocketSignaling.connect(clientUrl(relay.url, "for-ours"), { token: "not-the-token", WebSocket }).then(
@@ -247,6 +336,8 @@ await attempt("rust-server→reference-client", () => rustServerToReferenceClien
 await attempt("reference-server→rust-client", () => referenceServerToRustClient(relay));
 await attempt("rust-server→our-node-client", () => rustServerToOurNodeClient(bin, relay));
 await attempt("our-node-server→rust-client", () => ourNodeServerToRustClient(relay));
+await attempt("reference-server→our-plain-client", () => referenceServerToOurPlainClient(relay));
+await attempt("our-plain-server→reference-client", () => ourPlainServerToReferenceClient(relay));
 await attempt("our-node-client: wrong token", () => wrongTokenIsRefused(relay));
 // @roamhq/wrtc may crash at exit with peers still open: every peer is closed above.
 process.exit(failures ? 1 : 0);

@@ -102,7 +102,7 @@ fn script(name: &str, bins: &Binaries) -> Command {
 /// Run one script (at most ten minutes) and print its `CELL` lines as a table.
 fn cells(title: &str, mut cmd: Command) -> Result<(), String> {
     println!("==> {title}");
-    let mut child = cmd
+    let mut child = crate::own_group(&mut cmd)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

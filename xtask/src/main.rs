@@ -255,7 +255,8 @@ fn js_client() -> Result<(), String> {
     for (name, args) in steps {
         let mut npm = Command::new("npm");
         npm.args(args).current_dir(&dir);
-        step(name, npm)?;
+        // The tests open real peer connections; one that never ends must not hang CI.
+        step_bounded(name, npm, std::time::Duration::from_secs(600))?;
     }
     Ok(())
 }
@@ -321,7 +322,36 @@ fn vectors_match() -> Result<(), String> {
     Ok(())
 }
 
-/// Wait for a child process, at most `limit`; kill it after that.
+/// Run one step as [`step`] does, but kill it (and every process it
+/// started) after `limit`.
+pub(crate) fn step_bounded(
+    name: &str,
+    mut cmd: Command,
+    limit: std::time::Duration,
+) -> Result<(), String> {
+    println!("==> {name}");
+    let start = Instant::now();
+    let mut child = own_group(&mut cmd)
+        .spawn()
+        .map_err(|e| format!("{name}: could not start: {e}"))?;
+    let status = wait_bounded(&mut child, limit).map_err(|e| format!("{name}: {e}"))?;
+    let secs = start.elapsed().as_secs_f64();
+    if status.success() {
+        println!("==> {name}: ok ({secs:.1} s)");
+        Ok(())
+    } else {
+        Err(format!("{name}: failed ({status}) after {secs:.1} s"))
+    }
+}
+
+/// Start `cmd` in a process group of its own, so that [`wait_bounded`]
+/// can end what it started too (npm's node, a script's relay and servers).
+pub(crate) fn own_group(cmd: &mut Command) -> &mut Command {
+    std::os::unix::process::CommandExt::process_group(cmd, 0)
+}
+
+/// Wait for a child process, at most `limit`; kill it after that, with its
+/// process group if it leads one ([`own_group`]).
 pub(crate) fn wait_bounded(
     child: &mut std::process::Child,
     limit: std::time::Duration,
@@ -333,6 +363,11 @@ pub(crate) fn wait_bounded(
             return Ok(status);
         }
         if start.elapsed() > limit {
+            // A child that leads no group has no group of its id: this then does nothing.
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", child.id())])
+                .stderr(std::process::Stdio::null())
+                .status();
             let _ = child.kill();
             let _ = child.wait();
             return Err(format!("timed out after {limit:?}"));
