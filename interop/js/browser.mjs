@@ -90,9 +90,17 @@ try {
   await page.goto(`${env("PAGE_URL")}#${fragment}`);
   await page.fill("#server", env("SERVER_LINE"));
   await page.click("#connect");
-  await page.waitForSelector('#status[data-state="ok"], #status[data-state="bad"]', { timeout: 30_000 });
+  // No outcome in time is a failed cell that says what the page showed, not a bare timeout.
+  const settled = await page.waitForSelector('#status[data-state="ok"], #status[data-state="bad"]', { timeout: 30_000 }).then(
+    () => true,
+    () => false,
+  );
   const status = await page.textContent("#status");
-  cell("browser-client-connects", (await page.getAttribute("#status", "data-state")) === "ok" && /chunked framing, paired/.test(status ?? ""), JSON.stringify(status));
+  cell(
+    "browser-client-connects",
+    settled && (await page.getAttribute("#status", "data-state")) === "ok" && /chunked framing, paired/.test(status ?? ""),
+    `${JSON.stringify(status)}${settled ? "" : " (no outcome within 30 s)"}`,
+  );
   await page.waitForSelector("#tools li", { timeout: 10_000 }).catch(() => {});
   const tools = await page.$$eval("#tools li", (lis) => lis.map((li) => li.dataset.tool));
   cell("browser-lists-tools", ["greet", "echo", "blob", "sleep"].every((t) => tools.includes(t)), JSON.stringify(tools));
