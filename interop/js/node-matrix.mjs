@@ -102,19 +102,11 @@ class SimplePeerTransport {
 /** simple-peer over a relay WebSocket: its signal objects verbatim, both ways. */
 async function referencePeer(url, token, initiator) {
   const ws = new WebSocket(url, { headers: { authorization: `Bearer ${token}` } });
-  await new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`the relay did not open ${url} within 10 s`)), 10_000);
-    ws.once("open", () => {
-      clearTimeout(t);
-      resolve();
-    });
-    ws.once("error", (e) => {
-      clearTimeout(t);
-      reject(e);
-    });
-  });
   const peer = new SimplePeer({ initiator, wrtc, trickle: true });
-  peer.on("signal", (data) => ws.send(JSON.stringify(data)));
+  // The relay delivers what a room held as soon as this peer joins, possibly
+  // in the same read as the upgrade: the handler must be there before "open".
+  const outbox = [];
+  peer.on("signal", (data) => (ws.readyState === WebSocket.OPEN ? ws.send(JSON.stringify(data)) : outbox.push(data)));
   ws.on("message", (raw) => {
     const m = JSON.parse(raw.toString());
     if (m.type === "bye" || m.type === "error" || m.type === "refused") return;
@@ -122,6 +114,24 @@ async function referencePeer(url, token, initiator) {
     if (peer.destroyed) return;
     peer.signal(m);
   });
+  try {
+    await new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`the relay did not open ${url} within 10 s`)), 10_000);
+      ws.once("open", () => {
+        clearTimeout(t);
+        resolve();
+      });
+      ws.once("error", (e) => {
+        clearTimeout(t);
+        reject(e);
+      });
+    });
+  } catch (e) {
+    peer.destroy();
+    ws.terminate();
+    throw e;
+  }
+  for (const data of outbox.splice(0)) ws.send(JSON.stringify(data));
   peer.once("close", () => ws.close());
   return { peer, ws };
 }
@@ -170,6 +180,7 @@ async function referenceServerToRustClient(relay) {
   });
   const transport = new SimplePeerTransport(peer);
   const serving = server.connect(transport);
+  serving.catch(() => {});
   const rust = await runRust(["--relay", relay.url, "--room", room, "--token", relay.token, "--bind", "127.0.0.1:0", "--call", "blob", "--args", JSON.stringify({ bytes: 200 * 1024 })]);
   await serving.catch(() => {});
   const tools = JSON.parse(rust.get("TOOLS") ?? "[]");
@@ -262,6 +273,8 @@ async function referenceServerToOurPlainClient(relay) {
   const { peer, ws } = await referencePeer(url, relay.token, true);
   const referenceTransport = new SimplePeerTransport(peer);
   const serving = blobServer("reference-shaped node server", "0123456789abcdef").connect(referenceTransport);
+  // Awaited below; a failure before then is this cell's, not an unhandled rejection.
+  serving.catch(() => {});
   const signaling = await WebSocketSignaling.connect(url, { token: relay.token, WebSocket });
   const transport = new WebRtcTransport({ signaling, role: "answerer", RTCPeerConnection: wrtc.RTCPeerConnection });
   const client = new Client({ name: "mcp-webrtc-channel, plain", version: "0.1.0" });
@@ -270,8 +283,8 @@ async function referenceServerToOurPlainClient(relay) {
   const { tools } = await client.listTools(undefined, { timeout: 30_000 });
   cell(
     "reference-server→our-plain-client: tools listed",
-    transport.mode === "plain" && tools.some((t) => t.name === "blob"),
-    `${transport.mode} framing, simple-peer's channel ${JSON.stringify(referenceTransport.label)}, tools ${JSON.stringify(tools.map((t) => t.name))}`,
+    transport.mode === "plain" && /^[0-9a-f]{40}$/.test(referenceTransport.label ?? "") && tools.some((t) => t.name === "blob"),
+    `${transport.mode} framing, simple-peer's random channel ${JSON.stringify(referenceTransport.label)}, tools ${JSON.stringify(tools.map((t) => t.name))}`,
   );
   const greet = await client.callTool({ name: "greet", arguments: { name: "plain" } }, undefined, { timeout: 30_000 });
   cell("reference-server→our-plain-client: tool called", greet.content?.[0]?.text === "Hello, plain!", JSON.stringify(greet.content?.[0]?.text));
@@ -287,6 +300,7 @@ async function ourPlainServerToReferenceClient(relay) {
   const signaling = await WebSocketSignaling.connect(url, { token: relay.token, WebSocket });
   const transport = new WebRtcTransport({ signaling, role: "offerer", chunked: false, RTCPeerConnection: wrtc.RTCPeerConnection });
   const serving = blobServer("mcp-webrtc-channel server, plain", "abcdefghijklmnop").connect(transport);
+  serving.catch(() => {});
   const { peer, ws } = await referencePeer(url, relay.token, false);
   const client = new Client({ name: "reference-shaped node client", version: "0.1.0" });
   await client.connect(new SimplePeerTransport(peer), { timeout: 30_000 });

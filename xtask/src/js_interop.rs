@@ -63,7 +63,7 @@ pub(crate) fn build_binaries() -> Result<Binaries, String> {
 fn npm(dir: &Path, name: &str, args: &[&str]) -> Result<(), String> {
     let mut npm = Command::new("npm");
     npm.args(args).current_dir(dir);
-    step(name, npm)
+    crate::step_bounded(name, npm, Duration::from_secs(600))
 }
 
 /// `clients/js` built (library and page), and `interop/js` installed.
@@ -102,7 +102,7 @@ fn script(name: &str, bins: &Binaries) -> Command {
 /// Run one script (at most ten minutes) and print its `CELL` lines as a table.
 fn cells(title: &str, mut cmd: Command) -> Result<(), String> {
     println!("==> {title}");
-    let mut child = crate::own_group(&mut cmd)
+    let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

@@ -331,7 +331,7 @@ pub(crate) fn step_bounded(
 ) -> Result<(), String> {
     println!("==> {name}");
     let start = Instant::now();
-    let mut child = own_group(&mut cmd)
+    let mut child = cmd
         .spawn()
         .map_err(|e| format!("{name}: could not start: {e}"))?;
     let status = wait_bounded(&mut child, limit).map_err(|e| format!("{name}: {e}"))?;
@@ -344,14 +344,45 @@ pub(crate) fn step_bounded(
     }
 }
 
-/// Start `cmd` in a process group of its own, so that [`wait_bounded`]
-/// can end what it started too (npm's node, a script's relay and servers).
-pub(crate) fn own_group(cmd: &mut Command) -> &mut Command {
-    std::os::unix::process::CommandExt::process_group(cmd, 0)
+/// Every process descended from `pid` (read from `/proc`), children first
+/// in the list's order of discovery. Bounded by the processes on the machine.
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut parents: Vec<(u32, u32)> = Vec::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let Some(id) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            // `pid (comm) state ppid ...`; comm may hold spaces, so read after the last `)`.
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u32>().ok());
+            if let Some(ppid) = ppid {
+                parents.push((id, ppid));
+            }
+        }
+    }
+    let mut found = vec![pid];
+    let mut i = 0;
+    while let Some(&parent) = found.get(i) {
+        for &(id, ppid) in &parents {
+            if ppid == parent && !found.contains(&id) {
+                found.push(id);
+            }
+        }
+        i = i.saturating_add(1);
+    }
+    found.split_off(1)
 }
 
-/// Wait for a child process, at most `limit`; kill it after that, with its
-/// process group if it leads one ([`own_group`]).
 pub(crate) fn wait_bounded(
     child: &mut std::process::Child,
     limit: std::time::Duration,
@@ -363,11 +394,15 @@ pub(crate) fn wait_bounded(
             return Ok(status);
         }
         if start.elapsed() > limit {
-            // A child that leads no group has no group of its id: this then does nothing.
+            // Stop the child first, so that it starts nothing new, then what it started.
             let _ = Command::new("kill")
-                .args(["-KILL", "--", &format!("-{}", child.id())])
-                .stderr(std::process::Stdio::null())
+                .args(["-STOP", &child.id().to_string()])
                 .status();
+            for pid in descendants(child.id()) {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
             let _ = child.kill();
             let _ = child.wait();
             return Err(format!("timed out after {limit:?}"));
@@ -464,4 +499,51 @@ fn fuzz(seconds: Option<&str>) -> Result<(), String> {
         step(&format!("fuzz {target} for {seconds} s"), cmd)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use std::io::BufRead;
+
+    /// The state letter of a process, or `None` once it is gone.
+    fn state(pid: u32) -> Option<char> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        stat.rsplit_once(')')?
+            .1
+            .split_whitespace()
+            .next()?
+            .chars()
+            .next()
+    }
+
+    #[test]
+    fn a_child_past_its_limit_is_killed_with_what_it_started() {
+        // The shell starts a grandchild, says its pid, and waits on it.
+        let mut child = Command::new("sh")
+            .args(["-c", "sleep 300 & echo $!; wait"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let grandchild: u32 = line.trim().parse().unwrap();
+        assert_eq!(descendants(child.id()), vec![grandchild]);
+
+        let outcome = wait_bounded(&mut child, std::time::Duration::from_millis(300));
+        assert!(outcome.unwrap_err().contains("timed out"));
+        // Gone, or dead and waiting for init to reap it; bounded at 10 s.
+        let mut alive = true;
+        for _ in 0..500 {
+            if !matches!(state(grandchild), Some(s) if s != 'Z' && s != 'X') {
+                alive = false;
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(!alive, "the grandchild {grandchild} outlived the kill");
+    }
 }
