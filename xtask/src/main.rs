@@ -106,12 +106,34 @@ pub(crate) fn cargo() -> Command {
 }
 
 /// Run one step, printing its name and duration; fail with the step's name.
-pub(crate) fn step(name: &str, mut cmd: Command) -> Result<(), String> {
+pub(crate) fn step(name: &str, cmd: Command) -> Result<(), String> {
+    run_step(name, cmd, None)
+}
+
+/// Run one step as [`step`] does, but kill it (and every process it
+/// started) after `limit`.
+pub(crate) fn step_bounded(
+    name: &str,
+    cmd: Command,
+    limit: std::time::Duration,
+) -> Result<(), String> {
+    run_step(name, cmd, Some(limit))
+}
+
+fn run_step(
+    name: &str,
+    mut cmd: Command,
+    limit: Option<std::time::Duration>,
+) -> Result<(), String> {
     println!("==> {name}");
     let start = Instant::now();
-    let status = cmd
-        .status()
-        .map_err(|e| format!("{name}: could not start: {e}"))?;
+    let status = match limit {
+        None => cmd.status(),
+        Some(limit) => cmd
+            .spawn()
+            .and_then(|mut child| wait_bounded(&mut child, limit).map_err(std::io::Error::other)),
+    }
+    .map_err(|e| format!("{name}: could not start or finish: {e}"))?;
     let secs = start.elapsed().as_secs_f64();
     if status.success() {
         println!("==> {name}: ok ({secs:.1} s)");
@@ -322,28 +344,6 @@ fn vectors_match() -> Result<(), String> {
     Ok(())
 }
 
-/// Run one step as [`step`] does, but kill it (and every process it
-/// started) after `limit`.
-pub(crate) fn step_bounded(
-    name: &str,
-    mut cmd: Command,
-    limit: std::time::Duration,
-) -> Result<(), String> {
-    println!("==> {name}");
-    let start = Instant::now();
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("{name}: could not start: {e}"))?;
-    let status = wait_bounded(&mut child, limit).map_err(|e| format!("{name}: {e}"))?;
-    let secs = start.elapsed().as_secs_f64();
-    if status.success() {
-        println!("==> {name}: ok ({secs:.1} s)");
-        Ok(())
-    } else {
-        Err(format!("{name}: failed ({status}) after {secs:.1} s"))
-    }
-}
-
 /// Every process descended from `pid` (read from `/proc`), children first
 /// in the list's order of discovery. Bounded by the processes on the machine.
 fn descendants(pid: u32) -> Vec<u32> {
@@ -383,6 +383,8 @@ fn descendants(pid: u32) -> Vec<u32> {
     found.split_off(1)
 }
 
+/// Wait for a child process, at most `limit`; kill it after that, with
+/// every process it started (npm's node, a script's relay and servers).
 pub(crate) fn wait_bounded(
     child: &mut std::process::Child,
     limit: std::time::Duration,
