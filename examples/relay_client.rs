@@ -130,9 +130,11 @@ async fn session(
     let pair = handle.connection_stats().await.selected_pair;
     println!("PAIR {}", pair.as_deref().unwrap_or("none"));
     if let Some(tool) = args.call {
+        let asked = std::time::Instant::now();
         let result = client
             .call_tool(CallToolRequestParams::new(tool).with_arguments(arguments))
             .await?;
+        println!("CALL_MS {}", asked.elapsed().as_millis());
         println!("RESULT {}", serde_json::to_string(&result)?);
     }
     client.cancel().await?;

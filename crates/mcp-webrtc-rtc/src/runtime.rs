@@ -1,5 +1,5 @@
 //! The `webrtc` runtime we hand the stack: tokio, with larger UDP socket
-//! buffers.
+//! buffers, shared timer wake-ups, and extra driver passes for TURN.
 //!
 //! The stack's SCTP has a fixed minimum retransmission timeout of 1 s
 //! (`rtc-sctp` `timer.rs`). A burst that overflows a UDP socket's receive
@@ -18,11 +18,17 @@
 //! process-wide epoch) lets those sessions share a wake-up. A deadline so
 //! rounded runs late by less than [`GRID`]; shorter sleeps (ICE checks during
 //! set-up, the driver's own retries) are left exact.
+//!
+//! And where a connection's packets go through the stack's TURN client, the
+//! driver gets two extra passes after each wake-up ([`RelayFlush`]): without
+//! them, what the driver handed to the TURN client waited for the next
+//! unrelated wake-up, up to a quarter of a second per hop.
 
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -66,25 +72,83 @@ fn wake_at(
     due.checked_add(Duration::from_nanos(u64::try_from(late).ok()?))
 }
 
+/// How many passes of the driver's loop follow each of its wake-ups when
+/// [`RelayFlush`] is on: the two a packet needs to leave through the stack's
+/// TURN client (see [`RelayFlush`]).
+pub(crate) const FOLLOW_UPS: u8 = 2;
+
+tokio::task_local! {
+    /// Set while a task the stack spawned is polled: the peer connection's
+    /// driver (`webrtc` 0.21.1 spawns nothing else that sleeps; its other
+    /// task only opens ICE-TCP connections).
+    static IN_DRIVER: ();
+}
+
+/// Extra passes of the driver's loop after each wake-up, for a connection
+/// whose traffic goes through the stack's TURN client.
+///
+/// Each pass of the `webrtc` 0.21.1 driver (`peer_connection/driver.rs`)
+/// first takes what the TURN client has queued, then what the connection
+/// has to send, and hands packets bound for a relayed candidate to the TURN
+/// client, where they wait. Nothing wakes the driver for them: they leave
+/// on its next pass, which comes with the next packet or timer (the ICE
+/// agent's tick: up to 200 ms, then the grid). A SACK answering data from
+/// the relay waits the same way, one pass more. So every hop through TURN
+/// cost up to a quarter of a second, and a 1 MiB transfer took 6–45 s over
+/// loopback. With this on, each wake-up of the driver is followed by
+/// [`FOLLOW_UPS`] passes that only yield, which is what those packets need;
+/// an idle connection pays them once per tick.
+#[derive(Debug, Default)]
+pub(crate) struct RelayFlush {
+    on: AtomicBool,
+    owed: AtomicU8,
+}
+
+impl RelayFlush {
+    /// Turn the extra passes on or off.
+    pub(crate) fn set(&self, on: bool) {
+        self.on.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether the driver's next sleep should only yield; otherwise (the
+    /// driver is about to wait for real) the passes after that wait are
+    /// owed.
+    fn yield_instead(&self) -> bool {
+        if !self.on.load(Ordering::Relaxed) {
+            return false;
+        }
+        let owed = self.owed.load(Ordering::Relaxed);
+        if owed > 0 {
+            self.owed.store(owed.saturating_sub(1), Ordering::Relaxed);
+            true
+        } else {
+            self.owed.store(FOLLOW_UPS, Ordering::Relaxed);
+            false
+        }
+    }
+}
+
 /// Tokio, with the UDP socket buffers set to `buffer` bytes.
 #[derive(Debug)]
 pub(crate) struct TunedRuntime {
     inner: TokioRuntime,
     buffer: usize,
+    relay: Arc<RelayFlush>,
 }
 
 impl TunedRuntime {
-    pub(crate) fn new(buffer: usize) -> TunedRuntime {
+    pub(crate) fn new(buffer: usize, relay: Arc<RelayFlush>) -> TunedRuntime {
         TunedRuntime {
             inner: TokioRuntime,
             buffer,
+            relay,
         }
     }
 }
 
 impl Runtime for TunedRuntime {
     fn spawn(&self, future: Pin<Box<dyn Future<Output = ()> + Send>>) -> Box<dyn JoinHandle> {
-        self.inner.spawn(future)
+        self.inner.spawn(Box::pin(IN_DRIVER.scope((), future)))
     }
 
     fn spawn_reactor(
@@ -92,7 +156,8 @@ impl Runtime for TunedRuntime {
         reactor_pool_size: usize,
         future: Pin<Box<dyn Future<Output = ()> + Send>>,
     ) -> Box<dyn JoinHandle> {
-        self.inner.spawn_reactor(reactor_pool_size, future)
+        self.inner
+            .spawn_reactor(reactor_pool_size, Box::pin(IN_DRIVER.scope((), future)))
     }
 
     fn wrap_udp_socket(&self, socket: std::net::UdpSocket) -> io::Result<Arc<dyn AsyncUdpSocket>> {
@@ -140,6 +205,11 @@ impl Runtime for TunedRuntime {
     }
 
     fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>> {
+        // Only the driver's own sleeps: a sender waiting for room in the
+        // send buffer sleeps here too.
+        if IN_DRIVER.try_with(|()| ()).is_ok() && self.relay.yield_instead() {
+            return Box::pin(tokio::task::yield_now());
+        }
         let epoch = *EPOCH.get_or_init(tokio::time::Instant::now);
         match wake_at(epoch, tokio::time::Instant::now(), duration) {
             Some(deadline) => Box::pin(tokio::time::sleep_until(deadline)),
@@ -182,6 +252,68 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Polls `sleep` twice: whether it finished on the first poll, or on
+    /// the second, or neither (a real wait).
+    fn polls_to_finish(mut sleep: Pin<Box<dyn Future<Output = ()> + Send>>) -> Option<u8> {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        (1..=2).find(|_| sleep.as_mut().poll(&mut cx).is_ready())
+    }
+
+    #[test]
+    fn with_the_relay_flush_on_each_real_wait_is_followed_by_passes_that_only_yield() {
+        let flush = RelayFlush::default();
+        assert!(!flush.yield_instead(), "off: a real wait");
+        assert!(!flush.yield_instead(), "off: every sleep waits");
+        flush.set(true);
+        let pattern: Vec<bool> = (0..7).map(|_| flush.yield_instead()).collect();
+        assert_eq!(
+            pattern,
+            [false, true, true, false, true, true, false],
+            "a wait, then {FOLLOW_UPS} yields, again and again"
+        );
+        flush.set(false);
+        assert!(!flush.yield_instead());
+    }
+
+    #[tokio::test]
+    async fn only_the_stacks_own_tasks_get_the_extra_passes() {
+        let flush = Arc::new(RelayFlush::default());
+        flush.set(true);
+        let runtime = Arc::new(TunedRuntime::new(0, Arc::clone(&flush)));
+        let hour = Duration::from_secs(3600);
+        // A sender waiting for room in the send buffer sleeps in its own
+        // task: always a real wait.
+        for _ in 0..4 {
+            assert_eq!(polls_to_finish(runtime.sleep(hour)), None);
+        }
+        // The driver: a real wait, then passes that yield (done on the
+        // second poll), then a real wait again.
+        assert_eq!(
+            sleeps_of_a_stack_task(&runtime, 4).await,
+            [None, Some(2), Some(2), None]
+        );
+        // Off (a pair that is not relayed): the driver waits for real.
+        flush.set(false);
+        assert_eq!(
+            sleeps_of_a_stack_task(&runtime, 3).await,
+            [None, None, None]
+        );
+    }
+
+    /// `n` one-hour sleeps in a task spawned as the stack spawns its
+    /// driver, each polled as [`polls_to_finish`] does.
+    async fn sleeps_of_a_stack_task(runtime: &Arc<TunedRuntime>, n: usize) -> Vec<Option<u8>> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let inside = Arc::clone(runtime);
+        let _task = runtime.spawn(Box::pin(async move {
+            let seen: Vec<Option<u8>> = (0..n)
+                .map(|_| polls_to_finish(inside.sleep(Duration::from_secs(3600))))
+                .collect();
+            let _ = tx.send(seen);
+        }));
+        rx.await.unwrap()
     }
 
     #[test]

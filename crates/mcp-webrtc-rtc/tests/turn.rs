@@ -15,7 +15,9 @@ use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::Duration;
 
-use mcp_webrtc_rtc::{Error, IcePolicy, IceServer, Incoming, PeerConfig, Phase, connect};
+use mcp_webrtc_rtc::{
+    Connection, Error, IcePolicy, IceServer, Incoming, PeerConfig, Phase, connect,
+};
 use mcp_webrtc_signaling::MemorySignaling;
 use tokio::process::{Child, Command};
 
@@ -135,9 +137,8 @@ async fn a_wrong_turn_credential_names_the_server() {
     assert_eq!(e.phase(), Some(Phase::Ice));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_relay_only_connection_works_through_turn() {
-    let turn = turn().await;
+/// Two peers connected through `turn`, relay candidates only.
+async fn relayed_pair(turn: &Turn) -> (Connection, Connection) {
     let (a, b) = MemorySignaling::pair();
     let (x, y) = tokio::time::timeout(T, async {
         tokio::join!(
@@ -153,40 +154,12 @@ async fn a_relay_only_connection_works_through_turn() {
     })
     .await
     .expect("set-up finishes");
-    let (server, client) = (x.unwrap(), y.unwrap());
-    server.send_text("through the relay").await.unwrap();
-    assert_eq!(
-        client.recv().await.unwrap(),
-        Some(Incoming::Text("through the relay".into()))
-    );
-    let pair = server.stats().await.selected_pair.unwrap_or_default();
-    assert!(pair.contains("relay"), "selected pair {pair}");
-    server.close().await;
-    client.close().await;
+    (x.unwrap(), y.unwrap())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_relay_only_connection_works_through_turn_over_tcp() {
-    // No UDP listener: the stack's TURN client (UDP only) gets through
-    // only over our TCP bridge.
-    let turn = turn_with(true).await;
-    let (a, b) = MemorySignaling::pair();
-    let (x, y) = tokio::time::timeout(T, async {
-        tokio::join!(
-            connect(
-                relay_only(PeerConfig::offerer(), &turn.url, "mcp-secret"),
-                a
-            ),
-            connect(
-                relay_only(PeerConfig::answerer(), &turn.url, "mcp-secret"),
-                b
-            )
-        )
-    })
-    .await
-    .expect("set-up finishes");
-    let (server, client) = (x.unwrap(), y.unwrap());
-    // 1 MiB in 64 KiB messages: bulk traffic through the bridge.
+/// 1 MiB in 64 KiB messages from `server` to `client`, each in order and
+/// whole, then both close. The pair must be a relayed one.
+async fn bulk_through_the_relay(server: Connection, client: Connection) {
     let chunk = "t".repeat(64 * 1024);
     let sending = tokio::spawn({
         let chunk = chunk.clone();
@@ -208,6 +181,28 @@ async fn a_relay_only_connection_works_through_turn_over_tcp() {
     assert!(pair.contains("relay"), "selected pair {pair}");
     server.close().await;
     client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_only_connection_works_through_turn() {
+    let turn = turn().await;
+    let (server, client) = relayed_pair(&turn).await;
+    server.send_text("through the relay").await.unwrap();
+    assert_eq!(
+        client.recv().await.unwrap(),
+        Some(Incoming::Text("through the relay".into()))
+    );
+    // Bulk traffic too: every packet leaves through the stack's TURN client.
+    bulk_through_the_relay(server, client).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_only_connection_works_through_turn_over_tcp() {
+    // No UDP listener: the stack's TURN client (UDP only) gets through
+    // only over our TCP bridge.
+    let turn = turn_with(true).await;
+    let (server, client) = relayed_pair(&turn).await;
+    bulk_through_the_relay(server, client).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -205,7 +205,10 @@ pub(super) fn blob_case(
         Ok((
             pair,
             setup,
-            format!("tools, call_tool, {BLOB} bytes by SHA-256"),
+            format!(
+                "tools, call_tool, {BLOB} bytes by SHA-256 in {} ms",
+                tagged(&out, "CALL_MS ").unwrap_or("?")
+            ),
         ))
     })();
     match result {

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use mcp_webrtc_signaling::Signaling;
 
+use crate::runtime::RelayFlush;
 use crate::turn_tcp::TcpTurnBridge;
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::peer_connection::configuration::setting_engine::SctpMaxMessageSize;
@@ -13,8 +14,9 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use webrtc::data_channel::RTCDataChannelInit;
 use webrtc::peer_connection::{
-    PeerConnection, PeerConnectionBuilder, RTCConfigurationBuilder, RTCIceConnectionState,
-    RTCIceServer, RTCIceTransportPolicy, RTCPeerConnectionState, SettingEngineBuilder,
+    PeerConnection, PeerConnectionBuilder, RTCConfigurationBuilder, RTCIceCandidateType,
+    RTCIceConnectionState, RTCIceServer, RTCIceTransportPolicy, RTCPeerConnectionState,
+    SettingEngineBuilder,
 };
 
 use super::connection::{ChannelInfo, Connection, close_pc, signaling_after_open};
@@ -43,6 +45,20 @@ impl Drop for PcGuard {
             self.runtime.spawn(async move { close_pc(&pc).await });
         }
     }
+}
+
+/// Whether the selected pair's local candidate is a relayed one; `None` if
+/// no pair is known.
+async fn local_candidate_is_relayed(pc: &Arc<dyn PeerConnection>) -> Option<bool> {
+    let pair = pc
+        .sctp()
+        .await?
+        .transport()
+        .ice_transport()
+        .get_selected_candidate_pair()
+        .await
+        .ok()??;
+    Some(pair.local().typ == RTCIceCandidateType::Relay)
 }
 
 /// The ICE servers as the stack takes them: each `turn:…?transport=tcp`
@@ -175,6 +191,15 @@ pub async fn connect(
         .with_sctp_max_message_size(SctpMaxMessageSize::Bounded(config.max_message_size))
         .build();
     let (servers, turn_bridges) = ice_servers(config).await?;
+    // Until a pair is chosen, any TURN server may carry the connection
+    // (set-up's DTLS and SCTP packets included).
+    let relay_flush = Arc::new(RelayFlush::default());
+    relay_flush.set(
+        servers
+            .iter()
+            .flat_map(|server| &server.urls)
+            .any(|url| url.starts_with("turn:")),
+    );
     let builder = PeerConnectionBuilder::new()
         .with_configuration(build_config(config, servers))
         .with_setting_engine(settings)
@@ -183,6 +208,7 @@ pub async fn connect(
         .with_data_channel_send_buffer_limit(config.send_buffer_limit)
         .with_runtime(Arc::new(crate::runtime::TunedRuntime::new(
             config.udp_buffer_size,
+            Arc::clone(&relay_flush),
         )));
     let pc = build_pc(builder).await?;
     let mut guard = PcGuard {
@@ -266,6 +292,10 @@ pub async fn connect(
         }
     };
     let opened = Instant::now();
+    // Only a relayed local candidate sends through the stack's TURN client.
+    if let Some(relayed) = local_candidate_is_relayed(&pc).await {
+        relay_flush.set(relayed);
+    }
 
     let remote_sdp = pc
         .remote_description()
