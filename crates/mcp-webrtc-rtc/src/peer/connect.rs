@@ -188,6 +188,12 @@ pub async fn connect(
         // above, not this.
         .with_ice_connection_attempts(Some(Duration::from_millis(10)), Some(MAX_CHECKS))
         .with_prflx_acceptance_min_wait(Some(Duration::ZERO))
+        // The stack waits 2 s before it takes a relayed pair, in case a
+        // direct one comes. In relay-only mode none can: every local
+        // candidate is relayed, so the wait only delayed set-up by 2 s.
+        .with_relay_acceptance_min_wait(
+            (config.ice_policy == IcePolicy::Relay).then_some(Duration::ZERO),
+        )
         .with_sctp_max_message_size(SctpMaxMessageSize::Bounded(config.max_message_size))
         .build();
     let (servers, turn_bridges) = ice_servers(config).await?;
