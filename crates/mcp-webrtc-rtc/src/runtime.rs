@@ -98,6 +98,16 @@ tokio::task_local! {
 /// loopback. With this on, each wake-up of the driver is followed by
 /// [`FOLLOW_UPS`] passes that only yield, which is what those packets need;
 /// an idle connection pays them once per tick.
+///
+/// The passes are counted from the driver's last real wait, so packets can
+/// still wait for the next wake-up when one of the passes is taken by
+/// another wake-up (a packet that arrives during it) or ends in a protocol
+/// deadline the driver handles without sleeping. A variant that owed all
+/// the passes again after such a wake-up (and had three) was measured on
+/// 127.0.0.1 and did no better: 1 MiB through TURN over TCP met coturn's
+/// drop of datagrams queued for a TCP client past 32 KiB, and the stack's
+/// 1 s retransmission timeout, in 11 of 12 runs against 6 of 12, as the
+/// quicker passes sent bigger bursts.
 #[derive(Debug, Default)]
 pub(crate) struct RelayFlush {
     on: AtomicBool,

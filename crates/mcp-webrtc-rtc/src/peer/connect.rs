@@ -176,6 +176,7 @@ pub async fn connect(
         ice: ice_tx,
     });
     let (disconnected, failed, keepalive) = config.ice_timeouts();
+    let relay_only = config.ice_policy == IcePolicy::Relay;
     let settings = SettingEngineBuilder::new()
         .with_multicast_dns_mode(MulticastDnsMode::Disabled)
         .with_ice_timeouts(Some(disconnected), Some(failed), Some(keepalive))
@@ -188,12 +189,14 @@ pub async fn connect(
         // above, not this.
         .with_ice_connection_attempts(Some(Duration::from_millis(10)), Some(MAX_CHECKS))
         .with_prflx_acceptance_min_wait(Some(Duration::ZERO))
-        // The stack waits 2 s before it takes a relayed pair, in case a
-        // direct one comes. In relay-only mode none can: every local
-        // candidate is relayed, so the wait only delayed set-up by 2 s.
-        .with_relay_acceptance_min_wait(
-            (config.ice_policy == IcePolicy::Relay).then_some(Duration::ZERO),
-        )
+        // The stack waits 2 s before it takes a pair with a relayed
+        // candidate (500 ms for a server-reflexive one), in case a direct
+        // pair comes. In relay-only mode none can: every local candidate is
+        // relayed, so the wait only delayed set-up by 2 s. Both are zero
+        // there, so that a pair to the peer's reflexive address is not
+        // passed over for one through two relays while it waits.
+        .with_relay_acceptance_min_wait(relay_only.then_some(Duration::ZERO))
+        .with_srflx_acceptance_min_wait(relay_only.then_some(Duration::ZERO))
         .with_sctp_max_message_size(SctpMaxMessageSize::Bounded(config.max_message_size))
         .build();
     let (servers, turn_bridges) = ice_servers(config).await?;
