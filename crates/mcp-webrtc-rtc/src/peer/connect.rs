@@ -61,6 +61,15 @@ async fn local_candidate_is_relayed(pc: &Arc<dyn PeerConnection>) -> Option<bool
     Some(pair.local().typ == RTCIceCandidateType::Relay)
 }
 
+/// Whether any of the servers (as the stack takes them: TURN over TCP is a
+/// `turn:` URL of a bridge by then) can give a relayed candidate.
+fn may_relay(servers: &[RTCIceServer]) -> bool {
+    servers
+        .iter()
+        .flat_map(|server| &server.urls)
+        .any(|url| url.starts_with("turn:"))
+}
+
 /// The ICE servers as the stack takes them: each `turn:…?transport=tcp`
 /// becomes a UDP TURN server on a bridge of ours on 127.0.0.1, which
 /// carries it over TCP to the real server (see `turn_tcp`). The bridges
@@ -203,12 +212,7 @@ pub async fn connect(
     // Until a pair is chosen, any TURN server may carry the connection
     // (set-up's DTLS and SCTP packets included).
     let relay_flush = Arc::new(RelayFlush::default());
-    relay_flush.set(
-        servers
-            .iter()
-            .flat_map(|server| &server.urls)
-            .any(|url| url.starts_with("turn:")),
-    );
+    relay_flush.set(may_relay(&servers));
     let builder = PeerConnectionBuilder::new()
         .with_configuration(build_config(config, servers))
         .with_setting_engine(settings)
@@ -385,4 +389,29 @@ pub async fn connect(
         early_left: AtomicBool::new(!hs.early_messages.is_empty()),
         early: std::sync::Mutex::new(hs.early_messages.into()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::IceServer;
+
+    #[tokio::test]
+    async fn the_turn_flush_is_wanted_for_any_turn_server_and_only_then() {
+        let none = PeerConfig::offerer();
+        let stun = PeerConfig::offerer().with_ice_server(IceServer::stun("stun:127.0.0.1:3478"));
+        let turn = stun
+            .clone()
+            .with_ice_server(IceServer::turn("turn:127.0.0.1:3478", "u", "p"));
+        let over_tcp = PeerConfig::offerer().with_ice_server(IceServer::turn(
+            "turn:127.0.0.1:3478?transport=tcp",
+            "u",
+            "p",
+        ));
+        for (config, wanted) in [(none, false), (stun, false), (turn, true), (over_tcp, true)] {
+            let (servers, _bridges) = ice_servers(&config).await.unwrap();
+            assert_eq!(may_relay(&servers), wanted, "{:?}", config.ice_servers);
+        }
+    }
 }
