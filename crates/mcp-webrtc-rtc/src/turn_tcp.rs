@@ -12,7 +12,8 @@
 //! client neither knows nor cares that a bridge is in the middle. The
 //! relayed transport stays UDP (RFC 6062 TCP allocations are not needed).
 //! What goes to the server is paced ([`PACE_BYTES`]), as coturn drops what
-//! piles up for a TCP client.
+//! piles up for a TCP client (which helps where the other peer is on TCP
+//! too: coturn's limit is on the leg to the receiver).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -37,9 +38,12 @@ const QUEUE_BYTES: usize = 2 * 1024 * 1024;
 /// so within one pass of its event loop: sent unpaced, 1 MiB lost a burst's
 /// tail in most runs on 127.0.0.1, and the stack's SCTP repairs a tail only
 /// after its 1 s retransmission timeout (0.2–3.5 s for 1 MiB). At 16 KiB
-/// per millisecond no run lost one (8 of 8, 0.15–0.36 s); 24 and 32 KiB
-/// lost again. That caps TURN over TCP at about 7 MB/s (a wait for the
-/// next step ends on tokio's next millisecond tick, so a step takes 1–2 ms).
+/// per step no run lost one (8 of 8, 0.15–0.36 s); 24 and 32 KiB lost
+/// again. A step starts when the writer is let through after a wait,
+/// which ends on tokio's millisecond tick after the deadline, so a busy
+/// step lasts about 2 ms: about 8 MB/s at most (5 MiB took 0.76 s in the
+/// lab). This helps where the sending peer is ours and on TCP as well;
+/// what a peer on UDP sends to ours on TCP meets coturn's limit unpaced.
 const PACE_BYTES: usize = 16 * 1024;
 /// See [`PACE_BYTES`].
 const PACE_STEP: Duration = Duration::from_millis(1);
@@ -90,14 +94,26 @@ pub(crate) fn framed_len(buf: &[u8]) -> Option<Result<usize, u8>> {
 /// A datagram from the stack as it goes over TCP: ChannelData padded to 4;
 /// `None` for anything that is neither STUN nor ChannelData.
 pub(crate) fn to_stream(datagram: &[u8]) -> Option<Vec<u8>> {
+    let len = stream_len(datagram)?;
+    let (first, length) = header(datagram)?;
+    let body = if first >> 6 == 0 {
+        datagram
+    } else {
+        datagram.get(..length.saturating_add(4))?
+    };
+    let mut out = Vec::with_capacity(len);
+    out.extend_from_slice(body);
+    out.resize(len, 0);
+    Some(out)
+}
+
+/// How long [`to_stream`] makes `datagram`, without making it: `None` for
+/// anything that is neither STUN nor ChannelData.
+pub(crate) fn stream_len(datagram: &[u8]) -> Option<usize> {
     let (first, length) = header(datagram)?;
     match first >> 6 {
-        0 if datagram.len() == length.saturating_add(20) => Some(datagram.to_vec()),
-        1 => {
-            let mut out = datagram.get(..length.saturating_add(4))?.to_vec();
-            out.resize(padded(out.len()), 0);
-            Some(out)
-        }
+        0 if datagram.len() == length.saturating_add(20) => Some(datagram.len()),
+        1 if datagram.len() >= length.saturating_add(4) => Some(padded(length.saturating_add(4))),
         _ => None,
     }
 }
@@ -190,7 +206,8 @@ async fn run(udp: Arc<UdpSocket>, target: SocketAddr, connect_timeout: Duration)
         let Ok((n, from)) = udp.recv_from(&mut buf).await else {
             return;
         };
-        let Some(framed) = buf.get(..n).and_then(to_stream) else {
+        let datagram = buf.get(..n).unwrap_or_default();
+        let Some(len) = stream_len(datagram) else {
             tracing::debug!(%from, n, "TURN/TCP bridge: not STUN or ChannelData; dropped");
             continue;
         };
@@ -213,11 +230,15 @@ async fn run(udp: Arc<UdpSocket>, target: SocketAddr, connect_timeout: Duration)
                 tx
             }
         };
-        let Some(permit) = u32::try_from(framed.len())
+        // The budget first, then the copy.
+        let Some(permit) = u32::try_from(len)
             .ok()
             .and_then(|n| Arc::clone(&budget).try_acquire_many_owned(n).ok())
         else {
             tracing::debug!(%from, "TURN/TCP bridge: queue full (bytes); datagram dropped");
+            continue;
+        };
+        let Some(framed) = to_stream(datagram) else {
             continue;
         };
         if tx.try_send((framed, permit)).is_err() {
@@ -315,10 +336,25 @@ mod tests {
         assert_eq!(framed, [0x40, 0x00, 0x00, 0x05, 1, 2, 3, 4, 5, 0, 0, 0]);
         assert_eq!(framed_len(&framed), Some(Ok(12)));
         assert_eq!(to_datagram(&framed), &data);
+        // The budget is taken for what the copy holds: no more, no less.
+        for datagram in [
+            &stun[..],
+            &data[..],
+            &[0x40, 0x00, 0x00, 0x04, 1, 2, 3, 4, 9, 9][..],
+        ] {
+            let framed = to_stream(datagram).unwrap();
+            assert_eq!(stream_len(datagram), Some(framed.len()));
+            assert_eq!(framed.capacity(), framed.len());
+        }
+        assert_eq!(
+            stream_len(&[0x40, 0x00, 0x00, 0x05, 1, 2]),
+            None,
+            "shorter than it says"
+        );
     }
 
     #[test]
-    fn the_pacer_lets_16_kib_through_per_millisecond() {
+    fn the_pacer_lets_16_kib_through_per_step() {
         let t0 = Instant::now();
         let mut pacer = Pacer::new(t0);
         let datagram = 1_200;
