@@ -17,7 +17,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
-import { startRelay, startServe, startStatic } from "./stack.mjs";
+import { recentOutput, startRelay, startServe, startStatic } from "./stack.mjs";
 
 const env = (name) => {
   const v = process.env[name];
@@ -62,7 +62,10 @@ function run(cmd, args, timeoutMs) {
 }
 
 const relay = await startRelay(env("MCP_WEBRTC"));
-const serve = await startServe(env("MCP_WEBRTC"), relay, "demo", [env("STDIO_SERVER")]);
+// The rtc layer's set-up steps are logged, for the report of a failed first cell.
+const serve = await startServe(env("MCP_WEBRTC"), relay, "demo", [env("STDIO_SERVER")], {
+  env: { RUST_LOG: process.env.RUST_LOG ?? "info,mcp_webrtc_rtc=debug" },
+});
 const site = await startStatic(env("DEMO_DIR"));
 process.env.PAGE_URL = site.url;
 process.env.RELAY = relay.url;
@@ -79,7 +82,11 @@ const browser = await chromium.launchPersistentContext(profile, {
 });
 try {
   const page = await browser.newPage();
+  // Everything the page logs is kept (the last 200 lines), for a failure report.
+  const pageLog = [];
   page.on("console", (m) => {
+    pageLog.push(`[page ${m.type()}] ${m.text()}`);
+    if (pageLog.length > 200) pageLog.shift();
     if (m.type() === "error" || m.type() === "warning") console.error(`[page ${m.type()}] ${m.text()}`);
   });
   page.on("pageerror", (e) => console.error(`[page error] ${e.message}`));
@@ -91,7 +98,8 @@ try {
   await page.fill("#server", env("SERVER_LINE"));
   await page.click("#connect");
   // No outcome in time is a failed cell that says what the page showed, not a bare timeout.
-  const settled = await page.waitForSelector('#status[data-state="ok"], #status[data-state="bad"]', { timeout: 30_000 }).then(
+  // 60 s: the page reports how long the connection took, so a slow one shows in the cell.
+  const settled = await page.waitForSelector('#status[data-state="ok"], #status[data-state="bad"]', { timeout: 60_000 }).then(
     () => true,
     () => false,
   );
@@ -99,8 +107,11 @@ try {
   cell(
     "browser-client-connects",
     settled && (await page.getAttribute("#status", "data-state")) === "ok" && /chunked framing, paired/.test(status ?? ""),
-    `${JSON.stringify(status)}${settled ? "" : " (no outcome within 30 s)"}`,
+    `${JSON.stringify(status)}${settled ? "" : " (no outcome within 60 s)"}`,
   );
+  if (!settled) {
+    console.error(`the page's console:\n${pageLog.join("\n")}\n${recentOutput()}`);
+  }
   await page.waitForSelector("#tools li", { timeout: 10_000 }).catch(() => {});
   const tools = await page.$$eval("#tools li", (lis) => lis.map((li) => li.dataset.tool));
   cell("browser-lists-tools", ["greet", "echo", "blob", "sleep"].every((t) => tools.includes(t)), JSON.stringify(tools));

@@ -11,6 +11,14 @@ import { extname, join, normalize, resolve, sep } from "node:path";
 import { randomBytes } from "node:crypto";
 
 const children = new Set();
+/** The last output of each child, by name (at most TAIL characters each). */
+const tails = new Map();
+const TAIL = 64 * 1024;
+
+/** What the children printed lately (the last 64 KiB of each), for a failure report. */
+export function recentOutput() {
+  return [...tails].map(([name, text]) => `--- ${name} (last output)\n${text}`).join("\n");
+}
 const cleanups = [];
 function cleanup() {
   for (const child of children) child.kill("SIGTERM");
@@ -33,7 +41,9 @@ export function spawnUntil(cmd, args, pattern, { env = {}, timeoutMs = 20_000, n
   return new Promise((resolvePromise, reject) => {
     const timer = setTimeout(() => reject(new Error(`${name}: no ${pattern} within ${timeoutMs} ms; it printed:\n${seen}`)), timeoutMs);
     const look = (d) => {
-      seen += d;
+      const tail = (tails.get(name) ?? "") + d;
+      tails.set(name, tail.length > TAIL ? tail.slice(-TAIL) : tail);
+      if (seen.length < TAIL) seen += d;
       if (process.env.STACK_VERBOSE) process.stderr.write(`[${name}] ${d}`);
       const m = pattern.exec(seen);
       if (m) {
@@ -68,9 +78,9 @@ export async function startRelay(bin) {
  * relay URL (`pairing: false`). WebRTC binds to 127.0.0.1 only unless
  * `bind` says otherwise (`null`: every interface, as a user's demo needs).
  */
-export async function startServe(bin, relay, name, command, { pairing = true, bind = "127.0.0.1:0", extra = [] } = {}) {
+export async function startServe(bin, relay, name, command, { pairing = true, bind = "127.0.0.1:0", extra = [], env = {} } = {}) {
   const args = ["serve", "--signal", relay.url, "--name", name, "--token", relay.token, ...(bind ? ["--bind", bind] : []), ...(pairing ? [] : ["--no-pairing"]), ...extra, "--", ...command];
-  const { child, match } = await spawnUntil(bin, args, pairing ? /connect '(mcpw:\/\/[^']+)'/ : /waiting for a peer/, { name: `serve ${name}` });
+  const { child, match } = await spawnUntil(bin, args, pairing ? /connect '(mcpw:\/\/[^']+)'/ : /waiting for a peer/, { name: `serve ${name}`, env });
   return { child, line: pairing ? match[1] : null };
 }
 
