@@ -1,7 +1,8 @@
 //! An rmcp client that reaches an MCP server through the mcp-webrtc relay:
 //! a server's host name (as `mcp-webrtc serve` registers, or a browser page
 //! that serves tools), or a room. It lists the tools, calls one with JSON
-//! arguments, and prints both as JSON lines (`TOOLS …`, `RESULT …`).
+//! arguments, and prints both as JSON lines (`TOOLS …`, `RESULT …`), with
+//! the set-up and the call's time in milliseconds (`SETUP_MS`, `CALL_MS`).
 //!
 //! ```sh
 //! cargo run --example relay_client --features signaling-websocket -- \

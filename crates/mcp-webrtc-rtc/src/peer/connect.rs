@@ -19,7 +19,7 @@ use webrtc::peer_connection::{
     SettingEngineBuilder,
 };
 
-use super::connection::{ChannelInfo, Connection, close_pc, signaling_after_open};
+use super::connection::{ChannelInfo, Connection, close_pc, selected_pair, signaling_after_open};
 use super::handler::Handler;
 use super::handshake::{CandidateBudget, Handshake, HandshakeTimings};
 use crate::config::{IcePolicy, PeerConfig, Role};
@@ -50,14 +50,7 @@ impl Drop for PcGuard {
 /// Whether the selected pair's local candidate is a relayed one; `None` if
 /// no pair is known.
 async fn local_candidate_is_relayed(pc: &Arc<dyn PeerConnection>) -> Option<bool> {
-    let pair = pc
-        .sctp()
-        .await?
-        .transport()
-        .ice_transport()
-        .get_selected_candidate_pair()
-        .await
-        .ok()??;
+    let pair = selected_pair(pc).await?;
     Some(pair.local().typ == RTCIceCandidateType::Relay)
 }
 

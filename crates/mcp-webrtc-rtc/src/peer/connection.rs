@@ -406,13 +406,7 @@ impl Connection {
             stats.bytes_sent = t.bytes_sent;
             stats.bytes_received = t.bytes_received;
         }
-        if let Some(sctp) = self.pc.sctp().await
-            && let Ok(Some(pair)) = sctp
-                .transport()
-                .ice_transport()
-                .get_selected_candidate_pair()
-                .await
-        {
+        if let Some(pair) = selected_pair(&self.pc).await {
             let l = pair.local();
             let r = pair.remote();
             stats.selected_pair = Some(format!(
@@ -581,4 +575,17 @@ pub(super) async fn signaling_after_open(
             },
         }
     }
+}
+
+/// The ICE agent's selected candidate pair, once there is one.
+pub(super) async fn selected_pair(
+    pc: &Arc<dyn PeerConnection>,
+) -> Option<rtc::peer_connection::transport::RTCIceCandidatePair> {
+    pc.sctp()
+        .await?
+        .transport()
+        .ice_transport()
+        .get_selected_candidate_pair()
+        .await
+        .ok()?
 }
